@@ -1,0 +1,106 @@
+"""The app factory: settings, database, clock, middleware, problem handlers and routers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import structlog
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from exchange import __version__, logs, problems, worker
+from exchange.audit.api import router as audit_router
+from exchange.clock import Clock, SystemClock
+from exchange.config import Settings, get_settings
+from exchange.db import Database
+from exchange.health import router as health_router
+from exchange.ledger.api import router as ledger_router
+from exchange.web import AuthCache, Services
+
+access_log = structlog.get_logger("exchange.access")
+
+
+class AccessLog:
+    """One JSON line per request: method, path, status, duration (and the request id)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logs.configure(settings.log_level, settings.log_json)
+    db = Database(settings)
+    services = Services(
+        settings=settings,
+        db=db,
+        clock=clock or SystemClock(),
+        auth_cache=AuthCache(ttl_s=settings.auth_cache_ttl_s),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = (
+            asyncio.create_task(worker.run(db, services.clock, settings.worker_interval_s))
+            if settings.run_worker
+            else None
+        )
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await db.dispose()
+
+    app = FastAPI(
+        title="Technology exchange transaction engine",
+        version=__version__,
+        description="Rights confirmation, pricing, bidding, settlement and credit enhancement "
+        "of technology transactions, over a double-entry ledger. Errors are RFC 9457 "
+        "problem+json; money is `{\"amount\": \"12.50\", \"currency\": \"CNY\"}`.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    problems.install(app)
+    app.include_router(health_router)
+    app.include_router(ledger_router)
+    app.include_router(audit_router)
+    Instrumentator(registry=CollectorRegistry(), excluded_handlers=["/metrics"]).instrument(
+        app
+    ).expose(app, endpoint="/metrics", include_in_schema=False)
+    app.add_middleware(problems.BodyGuard, body_bytes_max=settings.body_bytes_max)
+    app.add_middleware(AccessLog)
+    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
+    return app

@@ -1,0 +1,58 @@
+"""Audit service: write one record per state-changing request; read them back in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from exchange.audit.models import AuditRecord
+from exchange.auth.service import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    principal: Principal | None
+    request_id: str | None
+
+
+async def record(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    action: str,
+    target: str | None,
+    outcome: str,
+    status: int,
+    at: datetime,
+    detail: str | None = None,
+) -> None:
+    principal = actor.principal
+    session.add(
+        AuditRecord(
+            at=at,
+            request_id=actor.request_id,
+            key_id=principal.key_id if principal else None,
+            role=principal.role.value if principal else None,
+            party_id=principal.party_id if principal else None,
+            action=action,
+            target=target,
+            outcome=outcome,
+            status=status,
+            detail=detail,
+        )
+    )
+    await session.flush()
+
+
+async def list_records(
+    session: AsyncSession, *, after_id: int | None, limit: int, target: str | None
+) -> list[AuditRecord]:
+    query = select(AuditRecord).order_by(AuditRecord.id).limit(limit)
+    if after_id is not None:
+        query = query.where(AuditRecord.id > after_id)
+    if target is not None:
+        query = query.where(AuditRecord.target == target)
+    return list((await session.scalars(query)).all())

@@ -1,0 +1,41 @@
+"""Settings from the environment: one `Settings`, env prefix `EXCHANGE_` besides `DATABASE_URL`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./exchange.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXCHANGE_", extra="ignore")
+
+    database_url: str = Field(
+        default=EMBEDDED_DATABASE_URL,
+        validation_alias=AliasChoices("DATABASE_URL", "EXCHANGE_DATABASE_URL"),
+        description="SQLAlchemy async URL; unset means a SQLite file in the working directory.",
+    )
+    database_read_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_READ_URL", "EXCHANGE_DATABASE_READ_URL"),
+        description="Optional replica for audit reads.",
+    )
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    db_retry_attempts_max: int = Field(default=8, ge=1, le=50)
+    log_level: str = "INFO"
+    log_json: bool = True
+    body_bytes_max: int = Field(default=4 * 1024 * 1024, ge=1024)
+    auth_cache_ttl_s: float = Field(default=2.0, ge=0)
+    run_worker: bool = Field(
+        default=True, description="Run the hold-expiry loop inside each API process."
+    )
+    worker_interval_s: float = Field(default=1.0, gt=0)
+    page_size_max: int = Field(default=500, ge=1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Parties: the legal persons that hold money and rights on the exchange."""

@@ -1,0 +1,218 @@
+"""What every router shares: the app's services, authentication, the unit of work around a
+state-changing request (retries, Idempotency-Key, audit record), cursors and problem docs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import orjson
+from asgi_correlation_id import correlation_id
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from exchange import audit
+from exchange import idempotency as idempotency_store
+from exchange.auth.service import Principal, Role, authenticate
+from exchange.clock import Clock
+from exchange.config import Settings
+from exchange.db import Database
+from exchange.errors import DomainError, Forbidden, InvalidCursor, Unauthenticated, Unprocessable
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+AUTH_CACHE_ENTRIES_MAX = 10_000
+
+
+@dataclass
+class AuthCache:
+    """Recently authenticated tokens, so a hot client costs no key lookup per request.
+    A revoked key stops working within `ttl_s`."""
+
+    ttl_s: float
+    entries: dict[str, tuple[Principal, float]] = field(default_factory=dict)
+
+    def get(self, token: str) -> Principal | None:
+        hit = self.entries.get(token)
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    def put(self, token: str, principal: Principal) -> None:
+        if len(self.entries) >= AUTH_CACHE_ENTRIES_MAX:
+            self.entries.clear()
+        self.entries[token] = (principal, time.monotonic() + self.ttl_s)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    clock: Clock
+    auth_cache: AuthCache
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+async def current_principal(request: Request, app: ServicesDep) -> Principal:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("the Authorization header must be 'Bearer <key>'")
+    token = token.strip()
+    principal = app.auth_cache.get(token)
+    if principal is None:
+        principal = await app.db.read(lambda session: authenticate(session, token))
+        if principal is None:
+            raise Unauthenticated("the API key is unknown or revoked")
+        app.auth_cache.put(token, principal)
+    request.state.principal = principal
+    return principal
+
+
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates and admits only `roles` (403 otherwise)."""
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(current_principal)],
+    ) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"the {principal.role} role may not do this")
+        return principal
+
+    return dependency
+
+
+def actor_of(principal: Principal | None) -> audit.service.Actor:
+    return audit.service.Actor(principal=principal, request_id=correlation_id.get())
+
+
+Work = Callable[[AsyncSession], Awaitable[tuple[int, BaseModel]]]
+
+
+async def execute(
+    request: Request,
+    app: Services,
+    principal: Principal,
+    *,
+    action: str,
+    target: str | None,
+    work: Work,
+) -> Response:
+    """Run a state-changing request as one unit of work and answer with its JSON.
+
+    The state change, the stored Idempotency-Key response and the audit record commit together;
+    a refusal is audited in a transaction of its own after the unit rolled back."""
+    key = _idempotency_key(request)
+    fingerprint = await _fingerprint(request)
+    actor = actor_of(principal)
+
+    async def unit(session: AsyncSession) -> tuple[int, bytes]:
+        now = app.clock.now()
+        if key is not None:
+            stored = await idempotency_store.replay(session, principal.key_id, key, fingerprint)
+            if stored is not None:
+                await audit.service.record(
+                    session, actor, action=action, target=target, outcome="replayed",
+                    status=stored[0], at=now,
+                )
+                return stored
+        status, model = await work(session)
+        body = orjson.dumps(model.model_dump(mode="json"))
+        if key is not None:
+            await idempotency_store.remember(
+                session, principal.key_id, key, fingerprint, status, body, now
+            )
+        await audit.service.record(
+            session, actor, action=action, target=target, outcome="ok", status=status, at=now
+        )
+        return status, body
+
+    try:
+        status, body = await app.db.run(unit)
+    except DomainError as error:
+        await app.db.run(
+            lambda session: audit.service.record(
+                session, actor, action=action, target=target, outcome=error.code,
+                status=error.status, at=app.clock.now(), detail=error.detail[:1000],
+            )
+        )
+        raise
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not (0 < len(key) <= idempotency_store.KEY_LENGTH_MAX and key.isprintable()):
+        raise Unprocessable(
+            f"Idempotency-Key must be 1 to {idempotency_store.KEY_LENGTH_MAX} printable characters",
+            errors=[{"field": "Idempotency-Key", "code": "invalid"}],
+        )
+    return key
+
+
+async def _fingerprint(request: Request) -> str:
+    digest = hashlib.sha256()
+    digest.update(request.method.encode() + b" " + request.url.path.encode() + b"\n")
+    digest.update(await request.body())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Cursors: opaque to clients, a keyset position inside.
+
+
+def encode_cursor(position: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"k": position})).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, kind: type) -> Any:
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        position = orjson.loads(base64.urlsafe_b64decode(padded.encode()))["k"]
+    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        position = None
+    if not isinstance(position, kind) or isinstance(position, bool):
+        raise InvalidCursor(
+            "cursor is not one this API issued", errors=[{"field": "cursor", "code": "invalid"}]
+        )
+    return position
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAPI: the problems a route may answer.
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}}
+        for status in (401, 403, 413, 415, *statuses)
+    }
