@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         version=__version__,
         description="Rights confirmation, pricing, bidding, settlement and credit enhancement "
         "of technology transactions, over a double-entry ledger. Errors are RFC 9457 "
-        "problem+json; money is `{\"amount\": \"12.50\", \"currency\": \"CNY\"}`.",
+        'problem+json; money is `{"amount": "12.50", "currency": "CNY"}`.',
         lifespan=lifespan,
     )
     app.state.services = services

@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 import typer
 import uvicorn
 from alembic import command
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange import demo, worker
 from exchange.auth.service import Role, create_key, list_keys, revoke_key
@@ -85,14 +86,17 @@ def keys_create(
     """Create a key; the key itself is printed alone on the last line, once."""
 
     async def work(db: Database) -> tuple[str, str]:
-        async def unit(session: object) -> tuple[str, str]:
+        async def unit(session: AsyncSession) -> tuple[str, str]:
             key, token = await create_key(
-                session,  # type: ignore[arg-type]
-                role=role, party_id=party, name=name or f"{role} key", now=SystemClock().now(),
+                session,
+                role=role,
+                party_id=party,
+                name=name or f"{role} key",
+                now=SystemClock().now(),
             )
             return key.id, token
 
-        return await db.run(unit)  # type: ignore[arg-type]
+        return await db.run(unit)
 
     key_id, token = _with_db(work)
     typer.echo(f"created {key_id} role={role} party={party or '-'}")
@@ -113,3 +117,21 @@ def keys_list() -> None:
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
         typer.echo(f"{key.id}  {key.role:<9} {key.party_id or '-':<16} {state:<18} {key.name}")
+
+
+@app.command()
+def openapi(
+    output: Annotated[
+        str | None, typer.Option(help="Write to this file (default: stdout).")
+    ] = None,
+) -> None:
+    """Print the OpenAPI document generated from the app (what openapi/openapi.json holds)."""
+    from exchange.app import create_app
+    from exchange.openapi import render
+
+    document = render(create_app())
+    if output is None:
+        typer.echo(document, nl=False)
+    else:
+        with open(output, "w", encoding="utf-8") as file:
+            file.write(document)

@@ -1,4 +1,4 @@
-"""The injectable clock: every timestamp the engine writes comes from here, so tests can move time."""
+"""The injectable clock: every timestamp the engine writes comes from here; tests move it."""
 
 from __future__ import annotations
 

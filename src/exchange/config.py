@@ -33,7 +33,9 @@ class Settings(BaseSettings):
         default=True, description="Run the hold-expiry loop inside each API process."
     )
     worker_interval_s: float = Field(default=1.0, gt=0)
-    page_size_max: int = Field(default=500, ge=1)
+    migrations_dir: str | None = Field(
+        default=None, description="Alembic scripts; default: migrations/ beside src/."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -81,7 +81,7 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
 
 
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
-    """SQLite allows one writer: take the write lock at BEGIN so two units never deadlock mid-way."""
+    """SQLite allows one writer: take the write lock at BEGIN, so no two units deadlock."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -64,13 +64,31 @@ async def _seed_ledger(session: AsyncSession, clock: Clock) -> None:
     await ledger.create_transfers(
         session,
         [
-            ledger.TransferSpec("demo-fund-enterprise", "exchange-clearing-cny",
-                                "demo-enterprise-available-cny", 500_000_000, "CNY", "funding"),
-            ledger.TransferSpec("demo-deposit-hold", "demo-enterprise-available-cny",
-                                "exchange-deposit-cny", 5_000_000, "CNY", "deposit",
-                                pending=True),
-            ledger.TransferSpec("demo-listing-fee", "demo-enterprise-available-cny",
-                                "exchange-fee-revenue-cny", 80_000, "CNY", "fee"),
+            ledger.TransferSpec(
+                "demo-fund-enterprise",
+                "exchange-clearing-cny",
+                "demo-enterprise-available-cny",
+                500_000_000,
+                "CNY",
+                "funding",
+            ),
+            ledger.TransferSpec(
+                "demo-deposit-hold",
+                "demo-enterprise-available-cny",
+                "exchange-deposit-cny",
+                5_000_000,
+                "CNY",
+                "deposit",
+                pending=True,
+            ),
+            ledger.TransferSpec(
+                "demo-listing-fee",
+                "demo-enterprise-available-cny",
+                "exchange-fee-revenue-cny",
+                80_000,
+                "CNY",
+                "fee",
+            ),
         ],
         now,
     )
@@ -92,8 +110,11 @@ async def _fresh_keys(session: AsyncSession, clock: Clock) -> list[DemoKey]:
     keys = []
     for role, party_id in wanted:
         _, token = await create_key(
-            session, role=role, party_id=party_id,
-            name=f"{DEMO_KEY_PREFIX}{role}" + (f" {party_id}" if party_id else ""), now=now,
+            session,
+            role=role,
+            party_id=party_id,
+            name=f"{DEMO_KEY_PREFIX}{role}" + (f" {party_id}" if party_id else ""),
+            now=now,
         )
         keys.append(DemoKey(role.value, party_id, token))
     return keys

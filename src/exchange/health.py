@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic.config import Config
@@ -12,20 +13,23 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from exchange.config import get_settings
 from exchange.web import ServicesDep
 
 router = APIRouter(tags=["health"])
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+SOURCE_MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def alembic_config(url: str | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    location = get_settings().migrations_dir or str(SOURCE_MIGRATIONS_DIR)
+    config.set_main_option("script_location", location)
     if url is not None:
         config.set_main_option("sqlalchemy.url", url)
     return config
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
@@ -51,7 +55,11 @@ async def readyz(app: ServicesDep) -> JSONResponse:
     head = head_revision()
     ready = revision == head
     return JSONResponse(
-        {"status": "ok" if ready else "unavailable", "database": "ok",
-         "revision": revision, "head": head},
+        {
+            "status": "ok" if ready else "unavailable",
+            "database": "ok",
+            "revision": revision,
+            "head": head,
+        },
         status_code=200 if ready else 503,
     )

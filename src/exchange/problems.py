@@ -29,8 +29,9 @@ _HTTP_CODES = {
 
 
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE,
-                        headers=headers)
+    return JSONResponse(
+        body, status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -51,17 +52,30 @@ async def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     details = error.errors()
     if any(d.get("type") == "json_invalid" for d in details):
-        return problem_response(problem_body(
-            400, "malformed_json", "Malformed JSON", "the request body is not valid JSON",
-            request.url.path))
+        return problem_response(
+            problem_body(
+                400,
+                "malformed_json",
+                "Malformed JSON",
+                "the request body is not valid JSON",
+                request.url.path,
+            )
+        )
     errors = [
-        {"field": _field(tuple(d.get("loc", ()))), "code": d.get("type", "invalid"),
-         "detail": str(d.get("msg", ""))}
+        {
+            "field": _field(tuple(d.get("loc", ()))),
+            "code": d.get("type", "invalid"),
+            "detail": str(d.get("msg", "")),
+        }
         for d in details
     ]
-    body = problem_body(422, "validation_failed", "Validation failed",
-                        "; ".join(f"{e['field']}: {e['detail']}" for e in errors)[:2000],
-                        request.url.path)
+    body = problem_body(
+        422,
+        "validation_failed",
+        "Validation failed",
+        "; ".join(f"{e['field']}: {e['detail']}" for e in errors)[:2000],
+        request.url.path,
+    )
     body["errors"] = errors
     return problem_response(body)
 
@@ -80,9 +94,15 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 async def _unexpected(request: Request, error: Exception) -> Response:
     log.exception("unhandled_error", path=request.url.path)
-    return problem_response(problem_body(
-        500, "internal_error", "Internal error",
-        "the server failed; the request id identifies it in the logs", request.url.path))
+    return problem_response(
+        problem_body(
+            500,
+            "internal_error",
+            "Internal error",
+            "the server failed; the request id identifies it in the logs",
+            request.url.path,
+        )
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -128,10 +148,18 @@ class BodyGuard:
         self, headers: dict[str, str], length: str | None, has_body: bool
     ) -> dict[str, Any] | None:
         if length is not None and (not length.isdigit() or int(length) > self.body_bytes_max):
-            return problem_body(413, "body_too_large", "Request body too large",
-                                f"the body must be at most {self.body_bytes_max} bytes")
+            return problem_body(
+                413,
+                "body_too_large",
+                "Request body too large",
+                f"the body must be at most {self.body_bytes_max} bytes",
+            )
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if has_body and not (content_type == "application/json" or content_type.endswith("+json")):
-            return problem_body(415, "unsupported_media_type", "Unsupported media type",
-                                "send the body as application/json")
+            return problem_body(
+                415,
+                "unsupported_media_type",
+                "Unsupported media type",
+                "send the body as application/json",
+            )
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -18,8 +19,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from exchange import audit
 from exchange import idempotency as idempotency_store
+from exchange.audit import service as audit_service
 from exchange.auth.service import Principal, Role, authenticate
 from exchange.clock import Clock
 from exchange.config import Settings
@@ -97,8 +98,8 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-def actor_of(principal: Principal | None) -> audit.service.Actor:
-    return audit.service.Actor(principal=principal, request_id=correlation_id.get())
+def actor_of(principal: Principal | None) -> audit_service.Actor:
+    return audit_service.Actor(principal=principal, request_id=correlation_id.get())
 
 
 Work = Callable[[AsyncSession], Awaitable[tuple[int, BaseModel]]]
@@ -126,9 +127,14 @@ async def execute(
         if key is not None:
             stored = await idempotency_store.replay(session, principal.key_id, key, fingerprint)
             if stored is not None:
-                await audit.service.record(
-                    session, actor, action=action, target=target, outcome="replayed",
-                    status=stored[0], at=now,
+                await audit_service.record(
+                    session,
+                    actor,
+                    action=action,
+                    target=target,
+                    outcome="replayed",
+                    status=stored[0],
+                    at=now,
                 )
                 return stored
         status, model = await work(session)
@@ -137,7 +143,7 @@ async def execute(
             await idempotency_store.remember(
                 session, principal.key_id, key, fingerprint, status, body, now
             )
-        await audit.service.record(
+        await audit_service.record(
             session, actor, action=action, target=target, outcome="ok", status=status, at=now
         )
         return status, body
@@ -145,14 +151,32 @@ async def execute(
     try:
         status, body = await app.db.run(unit)
     except DomainError as error:
-        await app.db.run(
-            lambda session: audit.service.record(
-                session, actor, action=action, target=target, outcome=error.code,
-                status=error.status, at=app.clock.now(), detail=error.detail[:1000],
-            )
+        refusal = functools.partial(
+            _record_refusal, app=app, actor=actor, action=action, target=target, error=error
         )
+        await app.db.run(refusal)
         raise
     return Response(body, status_code=status, media_type="application/json")
+
+
+async def _record_refusal(
+    session: AsyncSession,
+    app: Services,
+    actor: audit_service.Actor,
+    action: str,
+    target: str | None,
+    error: DomainError,
+) -> None:
+    await audit_service.record(
+        session,
+        actor,
+        action=action,
+        target=target,
+        outcome=error.code,
+        status=error.status,
+        at=app.clock.now(),
+        detail=error.detail[:1000],
+    )
 
 
 def _idempotency_key(request: Request) -> str | None:

@@ -47,7 +47,7 @@ def _digest(secret: str) -> str:
 async def create_key(
     session: AsyncSession, *, role: Role, party_id: str | None, name: str, now: datetime
 ) -> tuple[ApiKey, str]:
-    """Create a key; returns the row and the token, which is not stored and cannot be shown again."""
+    """Create a key; returns the row and the token, which is not stored and is shown once."""
     if role is Role.member and party_id is None:
         raise Unprocessable("a member key needs a party", errors=[{"field": "party"}])
     if party_id is not None and await get_party(session, party_id) is None:

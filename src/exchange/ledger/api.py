@@ -13,9 +13,9 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth.service import Principal, Role
-from exchange.errors import Forbidden, NotFound
+from exchange.errors import Forbidden, NotFound, Unprocessable
 from exchange.ledger import service as ledger
-from exchange.ledger.models import Account, FxRate, OwnerType
+from exchange.ledger.models import Account, FxRate, OwnerType, TransferKind
 from exchange.ledger.schemas import (
     REFERENCE_ID_PATTERN,
     AccountIn,
@@ -37,6 +37,7 @@ from exchange.ledger.schemas import (
     VoidIn,
 )
 from exchange.money import Money
+from exchange.parties.service import get_party
 from exchange.web import ServicesDep, decode_cursor, encode_cursor, execute, problems, require
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
@@ -59,9 +60,7 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 
 def account_out(account: Account) -> AccountOut:
     currency = account.currency
-    owner = (
-        {"type": account.owner_type, "id": account.owner_id} if account.owner_type else None
-    )
+    owner = {"type": account.owner_type, "id": account.owner_id} if account.owner_type else None
     return AccountOut(
         id=account.id,
         currency=currency,
@@ -89,7 +88,7 @@ def transfer_out(view: ledger.TransferView) -> TransferOut:
         credit_account_id=view.credit_account_id,
         amount=Money.of(view.amount, view.currency),
         code=view.code,
-        pending=view.kind is ledger.TransferKind.pending,
+        pending=view.kind is TransferKind.pending,
         pending_id=view.pending_id,
         timeout_s=view.timeout_s,
         expires_at=view.expires_at,
@@ -125,9 +124,7 @@ def _is_own(principal: Principal, account: Account) -> bool:
     return account.owner_type == OwnerType.party and account.owner_id == principal.party_id
 
 
-async def _visible_account(
-    session: AsyncSession, principal: Principal, account_id: str
-) -> Account:
+async def _visible_account(session: AsyncSession, principal: Principal, account_id: str) -> Account:
     account = await ledger.get_account(session, account_id)
     if account is None or not _is_own(principal, account):
         raise ledger.AccountNotFound(f"no account {account_id}")
@@ -135,17 +132,24 @@ async def _visible_account(
 
 
 async def _check_member_debits(
-    session: AsyncSession, principal: Principal, debit_ids: list[str]
+    session: AsyncSession, principal: Principal, debits: list[tuple[str, str]]
 ) -> None:
+    """Refuse a member's transfer out of another party's account as if it did not exist."""
     if principal.role is not Role.member:
         return
     failures = []
-    for index, account_id in enumerate(debit_ids):
+    for index, (transfer_id, account_id) in enumerate(debits):
         account = await ledger.get_account(session, account_id)
         if account is not None and not _is_own(principal, account):
             failures.append(
-                ledger.Failure(index, "", "debit_account_not_found", 422,
-                               "no such debit account", ("debit_account_id",))
+                ledger.Failure(
+                    index,
+                    transfer_id,
+                    "debit_account_not_found",
+                    422,
+                    "no such debit account",
+                    ("debit_account_id",),
+                )
             )
     if failures:
         raise ledger.TransfersRefused(failures)
@@ -173,8 +177,10 @@ def _spec(body: TransferIn) -> ledger.TransferSpec:
     "/accounts",
     status_code=201,
     response_model=AccountOut,
-    responses={200: {"model": AccountOut, "description": "Replay: the account exists as sent"},
-               **problems(404, 409, 422)},
+    responses={
+        200: {"model": AccountOut, "description": "Replay: the account exists as sent"},
+        **problems(404, 409, 422),
+    },
 )
 async def create_account(
     body: AccountIn, request: Request, app: ServicesDep, principal: Writer
@@ -196,16 +202,19 @@ async def create_account(
     )
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
-        if spec.owner_type == OwnerType.party and spec.owner_id is not None:
-            from exchange.parties.service import get_party
-
-            if await get_party(session, spec.owner_id) is None:
-                raise NotFound(f"no party {spec.owner_id}", errors=[{"field": "owner.id"}])
+        owner_id = spec.owner_id
+        if (
+            spec.owner_type == OwnerType.party
+            and owner_id
+            and not await get_party(session, owner_id)
+        ):
+            raise NotFound(f"no party {spec.owner_id}", errors=[{"field": "owner.id"}])
         account, created = await ledger.create_account(session, spec, app.clock.now())
         return (201 if created else 200), account_out(account)
 
-    return await execute(request, app, principal, action="ledger.account.create",
-                         target=spec.id, work=work)
+    return await execute(
+        request, app, principal, action="ledger.account.create", target=spec.id, work=work
+    )
 
 
 @router.get("/accounts", response_model=AccountPage, responses=problems(422))
@@ -253,10 +262,10 @@ async def get_balance(
 ) -> BalanceOut:
     """The four totals now, or as of any past instant."""
     if as_of is not None and as_of.tzinfo is None:
-        from exchange.errors import Unprocessable
-
-        raise Unprocessable("as_of needs a time zone offset (RFC 3339)",
-                            errors=[{"field": "as_of", "code": "naive_datetime"}])
+        raise Unprocessable(
+            "as_of needs a time zone offset (RFC 3339)",
+            errors=[{"field": "as_of", "code": "naive_datetime"}],
+        )
 
     async def read(session: AsyncSession) -> ledger.Balance:
         account = await _visible_account(session, principal, account_id)
@@ -292,8 +301,9 @@ async def list_account_transfers(
 ) -> TransferPage:
     """The account's transfers in journal order, with filters; `next_cursor` pages on."""
     after = decode_cursor(cursor, int)
-    filters = ledger.TransferFilter(code=code, reference=reference, since=since, until=until,
-                                    side=side)
+    filters = ledger.TransferFilter(
+        code=code, reference=reference, since=since, until=until, side=side
+    )
 
     async def read(session: AsyncSession) -> list[ledger.TransferView]:
         await _visible_account(session, principal, account_id)
@@ -314,8 +324,10 @@ async def list_account_transfers(
     "/transfers",
     status_code=201,
     response_model=TransferOut,
-    responses={200: {"model": TransferOut, "description": "Replay of an existing transfer"},
-               **problems(404, 409, 422)},
+    responses={
+        200: {"model": TransferOut, "description": "Replay of an existing transfer"},
+        **problems(404, 409, 422),
+    },
 )
 async def create_transfer(
     body: TransferIn, request: Request, app: ServicesDep, principal: Writer
@@ -324,15 +336,16 @@ async def create_transfer(
     spec = _spec(body)
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
-        await _check_member_debits(session, principal, [spec.debit_account_id])
         try:
+            await _check_member_debits(session, principal, [(spec.id, spec.debit_account_id)])
             result = await ledger.create_transfers(session, [spec], app.clock.now())
         except ledger.TransfersRefused as refused:
             raise _single(refused) from None
         return _created(result), transfer_out(result.transfers[0])
 
-    return await execute(request, app, principal, action="ledger.transfer.create",
-                         target=spec.id, work=work)
+    return await execute(
+        request, app, principal, action="ledger.transfer.create", target=spec.id, work=work
+    )
 
 
 def _single(refused: ledger.TransfersRefused) -> ledger.TransfersRefused:
@@ -347,8 +360,10 @@ def _single(refused: ledger.TransfersRefused) -> ledger.TransfersRefused:
     "/transfers/batch",
     status_code=201,
     response_model=TransferBatchOut,
-    responses={200: {"model": TransferBatchOut, "description": "Replay of an existing batch"},
-               **problems(404, 409, 422)},
+    responses={
+        200: {"model": TransferBatchOut, "description": "Replay of an existing batch"},
+        **problems(404, 409, 422),
+    },
 )
 async def create_transfer_batch(
     body: TransferBatchIn, request: Request, app: ServicesDep, principal: Writer
@@ -358,14 +373,15 @@ async def create_transfer_batch(
     specs = [_spec(item) for item in body.transfers]
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
-        await _check_member_debits(session, principal, [s.debit_account_id for s in specs])
+        await _check_member_debits(session, principal, [(s.id, s.debit_account_id) for s in specs])
         result = await ledger.create_transfers(session, specs, app.clock.now())
         return _created(result), TransferBatchOut(
             transfers=[transfer_out(v) for v in result.transfers]
         )
 
-    return await execute(request, app, principal, action="ledger.transfer.batch",
-                         target=specs[0].id, work=work)
+    return await execute(
+        request, app, principal, action="ledger.transfer.batch", target=specs[0].id, work=work
+    )
 
 
 @router.get("/transfers/{transfer_id}", response_model=TransferOut, responses=problems(404))
@@ -415,8 +431,7 @@ async def _resolve(
             raise _single(refused) from None
         return _created(result), transfer_out(result.transfers[0])
 
-    return await execute(request, app, principal, action=action, target=spec.pending_id,
-                         work=work)
+    return await execute(request, app, principal, action=action, target=spec.pending_id, work=work)
 
 
 @router.post(
@@ -437,9 +452,18 @@ async def post_pending(
     if body.amount is not None:
         pending = await app.db.read(lambda s: ledger.get_transfer(s, transfer_id))
         if pending is not None and pending.currency != body.amount.currency:
-            raise ledger.TransfersRefused([ledger.Failure(
-                0, transfer_id, "currency_mismatch", 422,
-                f"the hold is in {pending.currency}", ("amount.currency",))])
+            raise ledger.TransfersRefused(
+                [
+                    ledger.Failure(
+                        0,
+                        transfer_id,
+                        "currency_mismatch",
+                        422,
+                        f"the hold is in {pending.currency}",
+                        ("amount.currency",),
+                    )
+                ]
+            )
     spec = ledger.ResolveSpec(
         pending_id=transfer_id,
         post=True,
@@ -509,8 +533,9 @@ async def record_fx_rate(
         )
         return 201, fx_rate_out(rate)
 
-    return await execute(request, app, principal, action="ledger.fx_rate.record",
-                         target=rate_id, work=work)
+    return await execute(
+        request, app, principal, action="ledger.fx_rate.record", target=rate_id, work=work
+    )
 
 
 @router.get("/fx-rates", response_model=FxRatePage, responses=problems(422))
@@ -536,7 +561,7 @@ async def create_fx_transfer(
     accounts at a recorded rate (the latest for the pair, or `rate_id`), kept with both legs."""
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
-        await _check_member_debits(session, principal, [body.debit_account_id])
+        await _check_member_debits(session, principal, [(body.id, body.debit_account_id)])
         result, rate = await ledger.create_fx_transfer(
             session,
             transfer_id=body.id,
@@ -553,5 +578,6 @@ async def create_fx_transfer(
             rate=fx_rate_out(rate), transfers=[transfer_out(v) for v in result.transfers]
         )
 
-    return await execute(request, app, principal, action="ledger.fx_transfer.create",
-                         target=body.id, work=work)
+    return await execute(
+        request, app, principal, action="ledger.fx_transfer.create", target=body.id, work=work
+    )

@@ -91,7 +91,7 @@ class Account(Base):
 
 
 class FxRate(Base):
-    """A rate recorded by an operator: 1 unit of `base_currency` = `rate` units of `quote_currency`."""
+    """A rate an operator recorded: 1 `base_currency` = `rate` units of `quote_currency`."""
 
     __tablename__ = "ledger_fx_rate"
     __table_args__ = (

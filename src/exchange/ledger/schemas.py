@@ -14,7 +14,7 @@ from exchange.ledger.service import BATCH_SIZE_MAX
 from exchange.money import Currency, Money, MoneyIn
 
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_:-]{0,63}$"
-# Ids the exchange derives ("<hold>.void", "exchange.fx_position.CNY") add dots; references admit them.
+# Ids the exchange derives ("<hold>.void", "exchange.fx_position.CNY") have dots; refs admit them.
 REFERENCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$"
 TIMEOUT_S_MAX = 366 * 24 * 3600
 
@@ -157,7 +157,7 @@ class VerifyOut(BaseModel):
 
 def _positive_rate(value: str) -> str:
     if not re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,12})?", value) or Decimal(value) <= 0:
-        raise ValueError("rate must be a positive decimal string such as \"7.1234\"")
+        raise ValueError('rate must be a positive decimal string such as "7.1234"')
     return value
 
 

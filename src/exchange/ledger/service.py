@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import Row, Table, and_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.errors import DomainError
@@ -37,9 +37,13 @@ BATCH_SIZE_MAX = 8190
 JOURNAL_LOCK = (0x6C656467, 1)  # pg_advisory_xact_lock(namespace 'ledg', journal head)
 EXPIRED_CODE = "hold_expired"
 
-_accounts = Account.__table__
-_transfers = Transfer.__table__
-_holds = Hold.__table__
+_accounts = cast(Table, Account.__table__)
+_transfers = cast(Table, Transfer.__table__)
+_holds = cast(Table, Hold.__table__)
+
+
+def _on_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,7 +366,7 @@ async def _lock_accounts(session: AsyncSession, ids: list[str]) -> dict[str, Row
     if not ids:
         return {}
     query = select(_accounts).where(_accounts.c.id.in_(ids)).order_by(_accounts.c.id)
-    if session.bind.dialect.name == "postgresql":
+    if _on_postgres(session):
         query = query.with_for_update()
     return {row.id: row for row in (await session.execute(query)).all()}
 
@@ -606,7 +610,7 @@ def _differing_fields(spec: AnySpec, row: Row[Any]) -> list[str]:
 
 async def _journal_head(session: AsyncSession) -> tuple[int, str, datetime | None]:
     """Take the journal head (PostgreSQL: the advisory lock) and read the last entry."""
-    if session.bind.dialect.name == "postgresql":
+    if _on_postgres(session):
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
             {"namespace": JOURNAL_LOCK[0], "key": JOURNAL_LOCK[1]},
@@ -754,7 +758,7 @@ def _ordered(views: list[TransferView], ids: Sequence[str]) -> list[TransferView
 async def _with_status(session: AsyncSession, rows: list[Row[Any]]) -> list[TransferView]:
     held = [row.id for row in rows if row.kind == TransferKind.pending]
     resolutions = await _load_resolutions(session, held) if held else {}
-    return [_view(row._mapping, resolutions.get(row.id)) for row in rows]
+    return [_view(cast(Mapping[str, Any], row._mapping), resolutions.get(row.id)) for row in rows]
 
 
 def _view(row: Mapping[str, Any], resolution: Row[Any] | None) -> TransferView:
@@ -896,7 +900,7 @@ async def expire_due_holds(session: AsyncSession, now: datetime, limit: int = 10
         .order_by(_holds.c.expires_at)
         .limit(limit)
     )
-    if session.bind.dialect.name == "postgresql":
+    if _on_postgres(session):
         query = query.with_for_update(skip_locked=True)
     due = list((await session.execute(query)).scalars().all())
     if not due:
