@@ -162,8 +162,16 @@ class Database:
                 await asyncio.sleep(min(0.2, 0.002 * 2**attempt) * random.random())
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def read(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, snapshot: bool = False
+    ) -> T:
+        """Run read-only `work`; `snapshot` makes every query in it see one instant (PostgreSQL
+        REPEATABLE READ; SQLite's transactions are serialisable already)."""
         async with self.read_sessions() as session, session.begin():
+            if snapshot and self.read_engine.dialect.name == "postgresql":
+                await session.connection(
+                    execution_options={"isolation_level": "REPEATABLE READ"}
+                )
             return await work(session)
 
     async def dispose(self) -> None:

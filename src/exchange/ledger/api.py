@@ -504,7 +504,7 @@ async def verify(
 ) -> VerifyOut:
     """Recompute the journal's hash chain (all of it, or seq `from`..`to`); the whole journal is
     also replayed against every account's totals."""
-    result = await app.db.read(lambda s: ledger.verify_chain(s, from_, to))
+    result = await app.db.read(lambda s: ledger.verify_chain(s, from_, to), snapshot=True)
     return VerifyOut(
         ok=result.ok,
         entries=result.entries,

@@ -396,7 +396,7 @@ def _plan_one(
         return Failure(index, transfer_id, code, status, detail, fields)
 
     if transfer_id in existing:
-        differing = _differing_fields(spec, existing[transfer_id])
+        differing = _differing_fields(spec, existing[transfer_id], pendings)
         if differing:
             return fail(
                 "exists_with_different_fields",
@@ -594,12 +594,16 @@ _COMPARED_FIELDS = (
 )
 
 
-def _differing_fields(spec: AnySpec, row: Row[Any]) -> list[str]:
+def _differing_fields(
+    spec: AnySpec, row: Row[Any], pendings: dict[str, Row[Any]]
+) -> list[str]:
     if isinstance(spec, ResolveSpec):
         differing = []
         if row.kind != spec.kind or row.pending_id != spec.pending_id:
             differing.append("pending_id")
-        if spec.post and spec.amount is not None and spec.amount != row.amount:
+        held = pendings.get(spec.pending_id)
+        amount = spec.amount if spec.amount is not None else (held.amount if held else None)
+        if spec.post and amount is not None and amount != row.amount:
             differing.append("amount")
         return differing
     differing = [name for name in _COMPARED_FIELDS if getattr(row, name) != getattr(spec, name)]

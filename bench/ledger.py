@@ -1,0 +1,1010 @@
+"""Ledger throughput and latency on PostgreSQL, against a raw-SQL baseline measured in the same run.
+
+    .venv/bin/python bench/ledger.py [--quick] [--duration S] [--http-workers 1,2] [--no-wrk]
+
+Phases (each: a short warm-up, then a fixed measured window):
+  (a') raw SQL, plain: BEGIN; UPDATE debit; UPDATE credit (id order, RETURNING the totals); INSERT
+       the transfer (seq from a sequence, no hash); COMMIT. Into scratch copies of the ledger
+       tables (same columns, indexes and checks; no journal lock, no chain). Reference only.
+  (a)  raw SQL, the service's work per transfer through asyncpg alone: BEGIN; SELECT the transfer
+       by id (idempotency); SELECT both accounts FOR UPDATE ORDER BY id; pg_advisory_xact_lock on
+       the journal head; read the last entry; UPDATE both accounts (executemany); INSERT the entry
+       with its running totals and SHA-256 chain hash (exchange.ledger.rules); COMMIT.
+  (b)  the service layer: ledger.create_transfers([one]) inside Database.run.
+  (c)  the service layer: linked batches of 1,000 transfers.
+  (d)  HTTP: POST /v1/ledger/transfers against `python -m exchange serve` (wrk when installed,
+       else a keep-alive asyncio client), with 1 and 2 uvicorn workers; the better is reported.
+
+The script creates a scratch database on the server named by BENCH_DATABASE_URL (default
+postgresql+asyncpg://postgres@127.0.0.1:5432/test; loopback only), migrates it with Alembic,
+opens the accounts (funded from a clearing account; random pairs, so contention is low) and drops
+the database at the end, also on error or Ctrl-C. Misses are reported, never raised: it exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import math
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from alembic import command
+from sqlalchemy.engine import make_url
+
+from exchange import logs
+from exchange.auth.service import Role, create_key
+from exchange.config import Settings
+from exchange.db import Database
+from exchange.health import alembic_config
+from exchange.ledger import service as ledger
+from exchange.ledger.models import TransferKind
+from exchange.ledger.rules import (
+    GENESIS_HASH,
+    Entry,
+    Limits,
+    Totals,
+    apply,
+    chain_hash,
+    limit_breach,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+CURRENCY = "CNY"
+CODE = "bench"
+CLEARING_ID = "clearing-cny"
+FUNDING_MINOR = 10**13  # per account: never the limit in any phase
+AMOUNT_MINOR_MAX = 10_000  # transfers of 0.01 .. 100.00 CNY
+OPS_MAX = 5_000_000  # per worker and phase: every loop is bounded in count as well as time
+ERRORS_MAX = 200  # per phase: past this the phase stops and is reported as failed
+TARGET_RATIO = 0.50  # (b) / (a)
+TARGET_BATCH_RATE = 20_000  # (c) transfers/s
+TARGET_HTTP_RATE = 1_000  # (d) transfers/s
+TARGET_HTTP_P99_MS = 50.0  # (d) p99
+
+
+def account_id(index: int) -> str:
+    return f"acc-{index:05d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurement
+
+
+@dataclass
+class Result:
+    key: str
+    title: str
+    concurrency: str
+    unit: str  # what a latency sample is: "tx", "batch", "req"
+    transfers: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)  # seconds, sorted by finish()
+    errors: Counter[str] = field(default_factory=Counter)
+    p50_ms: float | None = None  # set directly when an external tool measured the latency
+    p99_ms: float | None = None
+    failed: str | None = None
+    note: str = ""
+
+    def finish(self) -> Result:
+        self.latencies.sort()
+        if self.latencies:
+            self.p50_ms = percentile(self.latencies, 0.50) * 1000
+            self.p99_ms = percentile(self.latencies, 0.99) * 1000
+        return self
+
+    @property
+    def rate(self) -> float:
+        return self.transfers / self.seconds if self.seconds > 0 else 0.0
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of sorted samples."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+async def drive(
+    result: Result,
+    concurrency: int,
+    make_op: Callable[[int], Callable[[], Awaitable[int]]],
+    warmup: float,
+    duration: float,
+) -> Result:
+    """Run `concurrency` workers, each calling its op in a loop for warm-up + duration. An op
+    returns how many transfers it committed; the ops that finish inside the measured window
+    count towards the rate and give the latency samples."""
+    started = time.perf_counter()
+    measure_from = started + warmup
+    stop_at = measure_from + duration
+
+    async def worker(index: int) -> None:
+        op = make_op(index)
+        for _ in range(OPS_MAX):
+            t0 = time.perf_counter()
+            if t0 >= stop_at or result.failed:
+                return
+            try:
+                done = await op()
+            except Exception as error:  # a report, not a test: count, go on, stop when too many
+                result.errors[type(error).__name__] += 1
+                if sum(result.errors.values()) >= ERRORS_MAX:
+                    result.failed = f"{ERRORS_MAX} errors, last: {type(error).__name__}: {error}"
+                continue
+            t1 = time.perf_counter()
+            if measure_from <= t1 <= stop_at:
+                result.transfers += done
+                result.latencies.append(t1 - t0)
+
+    async with asyncio.timeout(warmup + duration + 120):
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    result.seconds = duration
+    return result.finish()
+
+
+def random_pair(rng: random.Random, accounts: int) -> tuple[str, str]:
+    debit, credit = rng.sample(range(accounts), 2)
+    return account_id(debit), account_id(credit)
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) and (a'): asyncpg alone
+
+SQL_EXISTING = "SELECT * FROM ledger_transfer WHERE id = $1"
+SQL_LOCK_ACCOUNTS = "SELECT * FROM ledger_account WHERE id IN ($1, $2) ORDER BY id FOR UPDATE"
+SQL_JOURNAL_LOCK = "SELECT pg_advisory_xact_lock($1, $2)"
+SQL_HEAD = "SELECT seq, hash, created_at FROM ledger_transfer ORDER BY seq DESC LIMIT 1"
+SQL_UPDATE_TOTALS = (
+    "UPDATE ledger_account SET debits_pending = $2, debits_posted = $3, credits_pending = $4, "
+    "credits_posted = $5 WHERE id = $1"
+)
+TRANSFER_COLUMNS = (
+    "seq", "id", "kind", "debit_account_id", "credit_account_id", "amount", "currency", "code",
+    "reference", "pending_id", "timeout_s", "fx_rate_id", "created_at",
+    "dr_debits_pending", "dr_debits_posted", "dr_credits_pending", "dr_credits_posted",
+    "cr_debits_pending", "cr_debits_posted", "cr_credits_pending", "cr_credits_posted", "hash",
+)  # fmt: skip
+SQL_INSERT_TRANSFER = (
+    f"INSERT INTO ledger_transfer ({', '.join(TRANSFER_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(TRANSFER_COLUMNS) + 1))})"
+)
+
+
+def _totals(row: asyncpg.Record) -> Totals:
+    return Totals(
+        row["debits_pending"], row["debits_posted"], row["credits_pending"], row["credits_posted"]
+    )
+
+
+async def raw_transfer(
+    conn: asyncpg.Connection, transfer_id: str, debit_id: str, credit_id: str, amount: int
+) -> int:
+    """One transfer, the same statements and checks the service runs for it."""
+    async with conn.transaction():
+        if await conn.fetchrow(SQL_EXISTING, transfer_id) is not None:
+            return 0
+        low, high = sorted((debit_id, credit_id))
+        accounts = {row["id"]: row for row in await conn.fetch(SQL_LOCK_ACCOUNTS, low, high)}
+        debit, credit = accounts[debit_id], accounts[credit_id]
+        if not debit["currency"] == credit["currency"] == CURRENCY:
+            raise RuntimeError("currency mismatch")
+        debit_after, credit_after = _totals(debit), _totals(credit)
+        apply(TransferKind.single, amount, 0, debit_after, credit_after)
+        for row, totals in ((debit, debit_after), (credit, credit_after)):
+            limits = Limits(
+                row["debits_must_not_exceed_credits"], row["credits_must_not_exceed_debits"]
+            )
+            if limit_breach(limits, totals) is not None:
+                raise RuntimeError(f"limit of {row['id']}")
+        await conn.execute(SQL_JOURNAL_LOCK, *ledger.JOURNAL_LOCK)
+        head = await conn.fetchrow(SQL_HEAD)
+        seq, previous_hash, head_at = (
+            (head["seq"], head["hash"], head["created_at"]) if head else (0, GENESIS_HASH, None)
+        )
+        now = datetime.now(UTC)
+        created_at = now if head_at is None or now >= head_at else head_at
+        entry = Entry(
+            seq=seq + 1,
+            id=transfer_id,
+            kind=TransferKind.single.value,
+            debit_account_id=debit_id,
+            credit_account_id=credit_id,
+            amount=amount,
+            currency=CURRENCY,
+            code=CODE,
+            reference=None,
+            pending_id=None,
+            timeout_s=None,
+            fx_rate_id=None,
+            created_at=created_at,
+            debit_after=debit_after.as_tuple(),
+            credit_after=credit_after.as_tuple(),
+        )
+        entry_hash = chain_hash(previous_hash, entry)
+        after = {debit_id: debit_after, credit_id: credit_after}
+        await conn.executemany(
+            SQL_UPDATE_TOTALS, [(key, *after[key].as_tuple()) for key in (low, high)]
+        )
+        await conn.execute(
+            SQL_INSERT_TRANSFER,
+            entry.seq, entry.id, entry.kind, debit_id, credit_id, amount, CURRENCY, CODE,
+            None, None, None, None, created_at, *entry.debit_after, *entry.credit_after,
+            entry_hash,
+        )  # fmt: skip
+    return 1
+
+
+PLAIN_SETUP = (
+    "CREATE TABLE bench_plain_account (LIKE ledger_account INCLUDING ALL)",
+    "INSERT INTO bench_plain_account SELECT * FROM ledger_account",
+    "CREATE TABLE bench_plain_transfer (LIKE ledger_transfer INCLUDING ALL)",
+    "CREATE SEQUENCE bench_plain_seq OWNED BY bench_plain_transfer.seq",
+    "ALTER TABLE bench_plain_transfer ALTER COLUMN seq SET DEFAULT nextval('bench_plain_seq'), "
+    "ALTER COLUMN hash DROP NOT NULL",
+    "ANALYZE",
+)
+TOTALS_RETURNED = "RETURNING debits_pending, debits_posted, credits_pending, credits_posted"
+SQL_PLAIN_DEBIT = (
+    "UPDATE bench_plain_account SET debits_posted = debits_posted + $2 WHERE id = $1 "
+    + TOTALS_RETURNED
+)
+SQL_PLAIN_CREDIT = (
+    "UPDATE bench_plain_account SET credits_posted = credits_posted + $2 WHERE id = $1 "
+    + TOTALS_RETURNED
+)
+PLAIN_COLUMNS = TRANSFER_COLUMNS[1:-1]  # no seq (the sequence), no hash
+SQL_PLAIN_INSERT = (
+    f"INSERT INTO bench_plain_transfer ({', '.join(PLAIN_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(PLAIN_COLUMNS) + 1))})"
+)
+
+
+async def plain_transfer(
+    conn: asyncpg.Connection, transfer_id: str, debit_id: str, credit_id: str, amount: int
+) -> int:
+    """A plain double-entry write: no idempotency read, no journal head, no chain."""
+    async with conn.transaction():
+        after: dict[str, asyncpg.Record] = {}
+        for key in sorted((debit_id, credit_id)):  # id order: no deadlocks
+            sql = SQL_PLAIN_DEBIT if key == debit_id else SQL_PLAIN_CREDIT
+            after[key] = await conn.fetchrow(sql, key, amount)
+        await conn.execute(
+            SQL_PLAIN_INSERT,
+            transfer_id, TransferKind.single.value, debit_id, credit_id, amount, CURRENCY, CODE,
+            None, None, None, None, datetime.now(UTC), *after[debit_id], *after[credit_id],
+        )  # fmt: skip
+    return 1
+
+
+async def run_raw(
+    result: Result,
+    dsn: str,
+    accounts: int,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    work: Callable[[asyncpg.Connection, str, str, str, int], Awaitable[int]],
+) -> Result:
+    conns = await asyncio.gather(*(asyncpg.connect(dsn) for _ in range(concurrency)))
+    try:
+
+        def make_op(index: int) -> Callable[[], Awaitable[int]]:
+            rng = random.Random(f"{result.key}-{index}")
+            counter = iter(range(OPS_MAX + 1))
+            conn = conns[index]
+
+            async def op() -> int:
+                debit, credit = random_pair(rng, accounts)
+                transfer_id = f"{result.key}-{index}-{next(counter)}"
+                amount = rng.randint(1, AMOUNT_MINOR_MAX)
+                return await work(conn, transfer_id, debit, credit, amount)
+
+            return op
+
+        return await drive(result, concurrency, make_op, warmup, duration)
+    finally:
+        await asyncio.gather(*(conn.close() for conn in conns), return_exceptions=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) and (c): the service layer
+
+
+def specs(
+    rng: random.Random, prefix: str, count: int, accounts: int
+) -> list[ledger.TransferSpec]:
+    out = []
+    for k in range(count):
+        debit, credit = random_pair(rng, accounts)
+        out.append(
+            ledger.TransferSpec(
+                id=f"{prefix}-{k}" if count > 1 else prefix,
+                debit_account_id=debit,
+                credit_account_id=credit,
+                amount=rng.randint(1, AMOUNT_MINOR_MAX),
+                currency=CURRENCY,
+                code=CODE,
+            )
+        )
+    return out
+
+
+async def run_service(
+    result: Result,
+    db: Database,
+    accounts: int,
+    concurrency: int,
+    batch: int,
+    warmup: float,
+    duration: float,
+) -> Result:
+    def make_op(index: int) -> Callable[[], Awaitable[int]]:
+        rng = random.Random(f"{result.key}-{index}")
+        counter = iter(range(OPS_MAX + 1))
+
+        async def op() -> int:
+            batch_specs = specs(rng, f"{result.key}-{index}-{next(counter)}", batch, accounts)
+            done = await db.run(
+                lambda session: ledger.create_transfers(session, batch_specs, datetime.now(UTC))
+            )
+            return len(done.transfers) if done.created else 0
+
+        return op
+
+    return await drive(result, concurrency, make_op, warmup, duration)
+
+
+# ---------------------------------------------------------------------------------------------
+# (d): HTTP against a real server
+
+WRK_SCRIPT = r"""
+-- Each request: a new transfer between two random accounts, with an id unique to this run.
+local accounts = __ACCOUNTS__
+local amount_max = __AMOUNT_MAX__
+local prefix = "__PREFIX__"
+local counter = 0
+local threads = {}
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer __TOKEN__"
+
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+
+function init(args)
+  math.randomseed((tid or 0) * 7919 + os.time())
+end
+
+function request()
+  counter = counter + 1
+  local a = math.random(0, accounts - 1)
+  local b = math.random(0, accounts - 2)
+  if b >= a then b = b + 1 end
+  local minor = math.random(1, amount_max)
+  local body = string.format(
+    '{"id":"%s-%d-%d","debit_account_id":"acc-%05d","credit_account_id":"acc-%05d",' ..
+    '"amount":{"amount":"%d.%02d","currency":"CNY"},"code":"bench"}',
+    prefix, tid or 0, counter, a, b, math.floor(minor / 100), minor % 100)
+  return wrk.format(nil, nil, nil, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"status":%d,' ..
+    '"connect":%d,"read":%d,"write":%d,"timeout":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """`python -m exchange serve` as a subprocess in a session of its own."""
+
+    def __init__(self, url: str, workers: int, log_path: Path) -> None:
+        self.url, self.workers, self.log_path = url, workers, log_path
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=self.url,
+            EXCHANGE_RUN_WORKER="false",
+            EXCHANGE_LOG_LEVEL="WARNING",
+        )
+        args = [sys.executable, "-m", "exchange", "serve", "--host", "127.0.0.1",
+                "--port", str(self.port), "--workers", str(self.workers)]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.to_thread(
+                subprocess.Popen,
+                args,
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
+            with contextlib.suppress(OSError, ValueError, asyncio.IncompleteReadError):
+                status, _ = await http_get(self.port, "/readyz")
+                if status == 200:
+                    return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"server not ready within 60 s: {self.log_tail()}")
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)  # uvicorn's supervisor stops its own workers
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the session this script created
+            proc.wait(timeout=10)
+
+    def log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-2000:]
+        return ""
+
+
+async def http_get(port: int, path: str) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        async with asyncio.timeout(5):
+            return await read_response(reader)
+    finally:
+        writer.close()
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionResetError("connection closed")
+    status = int(status_line.split(b" ", 2)[1])
+    length = 0
+    for _ in range(200):  # header lines
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    return status, await reader.readexactly(length)
+
+
+async def http_with_wrk(
+    wrk: str, port: int, token: str, prefix: str, accounts: int, seconds: int, clients: int
+) -> dict[str, Any]:
+    script = (
+        WRK_SCRIPT.replace("__ACCOUNTS__", str(accounts))
+        .replace("__AMOUNT_MAX__", str(AMOUNT_MINOR_MAX))
+        .replace("__PREFIX__", prefix)
+        .replace("__TOKEN__", token)
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            wrk, "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s",
+            "-s", handle.name, f"http://127.0.0.1:{port}/v1/ledger/transfers",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(seconds + 60):
+                out, _ = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    finally:
+        os.unlink(handle.name)
+    for line in out.decode(errors="replace").splitlines():
+        if line.startswith("BENCH "):
+            found: dict[str, Any] = json.loads(line[len("BENCH ") :])
+            return found
+    raise RuntimeError(f"wrk printed no summary: {out.decode(errors='replace')[-1000:]}")
+
+
+async def http_with_asyncio(
+    result: Result,
+    port: int,
+    token: str,
+    accounts: int,
+    clients: int,
+    warmup: float,
+    duration: float,
+) -> Result:
+    """The fallback load generator: one keep-alive connection per client, hand-rolled HTTP/1.1."""
+    conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(clients)]
+    head = (
+        "POST /v1/ledger/transfers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+    )
+    try:
+
+        def make_op(index: int) -> Callable[[], Awaitable[int]]:
+            reader, writer = conns[index]
+            rng = random.Random(f"{result.key}-{index}")
+            counter = iter(range(OPS_MAX + 1))
+
+            async def op() -> int:
+                debit, credit = random_pair(rng, accounts)
+                minor = rng.randint(1, AMOUNT_MINOR_MAX)
+                body = json.dumps(
+                    {
+                        "id": f"{result.key}-{index}-{next(counter)}",
+                        "debit_account_id": debit,
+                        "credit_account_id": credit,
+                        "amount": {"amount": f"{minor // 100}.{minor % 100:02d}",
+                                   "currency": CURRENCY},
+                        "code": CODE,
+                    }
+                ).encode()
+                writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                async with asyncio.timeout(10):
+                    status, answer = await read_response(reader)
+                if status != 201:
+                    raise RuntimeError(f"HTTP {status}: {answer[:200]!r}")
+                return 1
+
+            return op
+
+        return await drive(result, clients, make_op, warmup, duration)
+    finally:
+        for _, writer in conns:
+            writer.close()
+
+
+async def run_http(
+    url: str,
+    workers: int,
+    token: str,
+    accounts: int,
+    clients: int,
+    warmup: float,
+    duration: float,
+    wrk: str | None,
+    log_path: Path,
+    servers: list[Server],
+) -> Result:
+    tool = "wrk" if wrk else "asyncio client"
+    result = Result(
+        f"d{workers}",
+        f"(d) HTTP POST /v1/ledger/transfers, {workers} worker{'s' if workers > 1 else ''}",
+        f"{clients} clients",
+        "req",
+        note=tool,
+    )
+    server = Server(url, workers, log_path)
+    servers.append(server)
+    try:
+        await server.start()
+        if wrk is None:
+            return await http_with_asyncio(
+                result, server.port, token, accounts, clients, warmup, duration
+            )
+        nonce = secrets.token_hex(3)
+        await http_with_wrk(
+            wrk, server.port, token, f"dw{workers}{nonce}", accounts, max(1, round(warmup)), clients
+        )
+        seconds = max(1, round(duration))
+        found = await http_with_wrk(
+            wrk, server.port, token, f"d{workers}{nonce}", accounts, seconds, clients
+        )
+        errors = {k: found[k] for k in ("status", "connect", "read", "write", "timeout")}
+        result.errors.update({f"wrk_{k}": v for k, v in errors.items() if v})
+        result.transfers = int(found["requests"]) - errors["status"]
+        result.seconds = found["duration_us"] / 1e6
+        result.p50_ms = found["p50_us"] / 1000
+        result.p99_ms = found["p99_us"] / 1000
+        return result
+    except Exception as error:
+        result.failed = f"{type(error).__name__}: {error}"
+        return result
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup and teardown
+
+
+def check_loopback(url: str) -> None:
+    host = make_url(url).host
+    if host in (None, "", "localhost"):
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        sys.exit(f"BENCH_DATABASE_URL must point at a loopback address, not {host!r}")
+
+
+def dsn_of(url: str) -> str:
+    """An asyncpg DSN from an SQLAlchemy URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def admin_execute(admin_dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def setup_ledger(db: Database, accounts: int) -> str:
+    """Open the accounts, fund them from the clearing account, and create an operator key."""
+    now = datetime.now(UTC)
+
+    async def open_accounts(session: Any) -> None:
+        await ledger.create_account(
+            session,
+            ledger.AccountSpec(CLEARING_ID, CURRENCY, "external_clearing", "exchange"),
+            now,
+        )
+        for index in range(accounts):
+            await ledger.create_account(
+                session,
+                ledger.AccountSpec(
+                    account_id(index),
+                    CURRENCY,
+                    "available",
+                    "exchange",
+                    debits_must_not_exceed_credits=True,
+                ),
+                now,
+            )
+
+    await db.run(open_accounts)
+    fundings = [
+        ledger.TransferSpec(f"fund-{i}", CLEARING_ID, account_id(i), FUNDING_MINOR, CURRENCY, CODE)
+        for i in range(accounts)
+    ]
+    for start in range(0, len(fundings), ledger.BATCH_SIZE_MAX):
+        chunk = fundings[start : start + ledger.BATCH_SIZE_MAX]
+        await db.run(lambda s, c=chunk: ledger.create_transfers(s, c, datetime.now(UTC)))
+
+    async def make_key(session: Any) -> str:
+        _, token = await create_key(
+            session, role=Role.operator, party_id=None, name="bench", now=datetime.now(UTC)
+        )
+        return token
+
+    return await db.run(make_key)
+
+
+async def checkpoint(dsn: str) -> None:
+    """Start each phase from a clean checkpoint, so no phase pays for another's dirty pages."""
+    with contextlib.suppress(asyncpg.PostgresError):
+        await admin_execute(dsn, "CHECKPOINT")
+
+
+async def journal_seq(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_transfer"))
+    finally:
+        await conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class Options:
+    quick: bool
+    warmup: float
+    duration: float
+    accounts: int
+    concurrency: int
+    batch_size: int
+    batch_tasks: int
+    clients: int
+    http_workers: list[int]
+    wrk: str | None
+    skip_http: bool
+
+
+def parse_args(argv: list[str]) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 s per phase instead of 10 s")
+    parser.add_argument("--duration", type=float, help="measured seconds per phase")
+    parser.add_argument("--warmup", type=float, help="warm-up seconds per phase")
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=16, help="(a), (a'), (b)")
+    parser.add_argument("--batch-size", type=int, default=1000, help="(c)")
+    parser.add_argument("--batch-tasks", type=int, default=3, help="(c)")
+    parser.add_argument("--clients", type=int, default=32, help="(d)")
+    parser.add_argument("--http-workers", default="1,2", help="(d): uvicorn worker counts")
+    parser.add_argument("--no-wrk", action="store_true", help="(d): the asyncio client")
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args(argv)
+    duration = args.duration or (3.0 if args.quick else 10.0)
+    warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
+    workers = [int(w) for w in args.http_workers.split(",") if w.strip()]
+    if not (2 <= args.accounts <= 99_999 and 1 <= args.batch_size <= ledger.BATCH_SIZE_MAX):
+        parser.error("--accounts must be 2..99999 and --batch-size 1..8190")
+    if not (0 < duration <= 600 and 0 <= warmup <= 60 and all(1 <= w <= 8 for w in workers)):
+        parser.error("--duration 0..600, --warmup 0..60, --http-workers each 1..8")
+    return Options(
+        quick=args.quick,
+        warmup=warmup,
+        duration=duration,
+        accounts=args.accounts,
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        batch_tasks=args.batch_tasks,
+        clients=args.clients,
+        http_workers=workers,
+        wrk=None if args.no_wrk else shutil.which("wrk"),
+        skip_http=args.skip_http,
+    )
+
+
+def progress(result: Result) -> None:
+    if result.failed:
+        print(f"  {result.title}: FAILED ({result.failed})", flush=True)
+        return
+    errors = f", errors {dict(result.errors)}" if result.errors else ""
+    print(
+        f"  {result.title}: {result.rate:,.0f} transfers/s, p50 {fmt_ms(result.p50_ms)}, "
+        f"p99 {fmt_ms(result.p99_ms)} per {result.unit}{errors}",
+        flush=True,
+    )
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    digits = 2 if value < 10 else 1 if value < 100 else 0
+    return f"{value:.{digits}f} ms"
+
+
+async def run_phases(options: Options, url: str, log_path: Path, servers: list[Server]) -> None:
+    dsn = dsn_of(url)
+    logs.configure("WARNING", json=True)
+    db = Database(Settings(database_url=url, run_worker=False, log_level="WARNING"))
+    warmup, duration, n = options.warmup, options.duration, options.accounts
+    results: dict[str, Result] = {}
+    try:
+        print(f"setup: {n:,} accounts funded from {CLEARING_ID}", flush=True)
+        token = await setup_ledger(db, n)
+        conn = await asyncpg.connect(dsn)
+        try:
+            for sql in PLAIN_SETUP:
+                await conn.execute(sql)
+            server_version = await conn.fetchval("SHOW server_version")
+        finally:
+            await conn.close()
+
+        raw_phases: list[tuple[str, str, Any]] = [
+            ("a", "(a) raw SQL, the service's work (asyncpg)", raw_transfer),
+            ("a'", "(a') raw SQL, plain debit/credit/insert", plain_transfer),
+        ]
+        seq_before_a = seq_after_a = 0
+        for key, title, work in raw_phases:
+            await checkpoint(dsn)
+            if key == "a":
+                seq_before_a = await journal_seq(dsn)
+            result = Result(key, title, f"{options.concurrency} conns", "tx")
+            results[key] = await run_raw(
+                result, dsn, n, options.concurrency, warmup, duration, work
+            )
+            if key == "a":
+                seq_after_a = await journal_seq(dsn)
+            progress(results[key])
+
+        await checkpoint(dsn)
+        result = Result("b", "(b) service, single transfers", f"{options.concurrency} tasks", "tx")
+        results["b"] = await run_service(result, db, n, options.concurrency, 1, warmup, duration)
+        progress(results["b"])
+
+        await checkpoint(dsn)
+        result = Result(
+            "c",
+            f"(c) service, batches of {options.batch_size:,}",
+            f"{options.batch_tasks} tasks",
+            "batch",
+        )
+        results["c"] = await run_service(
+            result, db, n, options.batch_tasks, options.batch_size, warmup, duration
+        )
+        progress(results["c"])
+
+        # The raw baseline wrote into the service's chain: check that it kept the chain whole,
+        # through the first entry the service wrote after it.
+        verified = await db.read(
+            lambda s: ledger.verify_chain(s, seq_before_a + 1, seq_after_a + 1)
+        )
+        print(
+            f"  chain check over the (a) entries: {'ok' if verified.ok else 'BROKEN'} "
+            f"({verified.entries:,} entries{'' if verified.ok else f', {verified.first_broken}'})",
+            flush=True,
+        )
+
+        http: list[Result] = []
+        if not options.skip_http:
+            await db.dispose()  # the server gets the connections
+            for workers in options.http_workers:
+                await checkpoint(dsn)
+                http.append(
+                    await run_http(
+                        url,
+                        workers,
+                        token,
+                        n,
+                        options.clients,
+                        warmup,
+                        duration,
+                        options.wrk,
+                        log_path,
+                        servers,
+                    )
+                )
+                progress(http[-1])
+            ok = [r for r in http if not r.failed]
+            if ok:
+                best = max(ok, key=lambda r: r.rate)
+                best.key = "d"
+                results["d"] = best
+            for other in http:
+                if other.key != "d":
+                    results[other.key] = other
+        report(options, results, str(server_version), verified.ok)
+    finally:
+        await db.dispose()
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(
+    options: Options, results: dict[str, Result], server_version: str, chain_ok: bool
+) -> None:
+    a, b, c, d = (results.get(k) for k in ("a", "b", "c", "d"))
+    targets: dict[str, tuple[str, str]] = {"a": ("baseline", ""), "a'": ("reference", "")}
+    ratio = None
+    if a and b and not a.failed and not b.failed and a.rate > 0:
+        ratio = b.rate / a.rate
+        targets["b"] = (
+            f"≥ 50% of (a): {ratio:.0%}",
+            verdict(ratio >= TARGET_RATIO),
+        )
+    elif b:
+        targets["b"] = ("≥ 50% of (a): -", "MISS")
+    if c:
+        targets["c"] = (
+            f"≥ {TARGET_BATCH_RATE:,}/s",
+            verdict(not c.failed and c.rate >= TARGET_BATCH_RATE),
+        )
+    if d:
+        p99_ok = d.p99_ms is not None and d.p99_ms <= TARGET_HTTP_P99_MS
+        targets["d"] = (
+            f"≥ {TARGET_HTTP_RATE:,}/s, p99 ≤ {TARGET_HTTP_P99_MS:.0f} ms",
+            verdict(not d.failed and d.rate >= TARGET_HTTP_RATE and p99_ok),
+        )
+    elif not options.skip_http:
+        targets["d"] = ("≥ 1,000/s, p99 ≤ 50 ms", "MISS")
+
+    loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    print()
+    print(
+        f"Ledger benchmark: PostgreSQL {server_version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"{options.accounts:,} accounts (random pairs), {options.duration:g} s per phase "
+        f"after {options.warmup:g} s warm-up, event loop {loop}"
+    )
+    print()
+    print("| Phase | Concurrency | Transfers/s | p50 | p99 | Target | Result |")
+    print("|---|---|---:|---:|---:|---|---|")
+    others = sorted(k for k in results if k.startswith("d") and k != "d")
+    order = ["a'", "a", "b", "c", "d", *others]
+    for key in order:
+        r = results.get(key)
+        if r is None:
+            continue
+        title = r.title + (f" ({r.note})" if r.note else "")
+        if key == "d":
+            title += " — the better"
+        elif key.startswith("d"):
+            title += " — for reference"
+        target, outcome = targets.get(key, ("", ""))
+        if r.failed:
+            print(f"| {title} | {r.concurrency} | failed | - | - | {target} | MISS |")
+            continue
+        unit = f"/{r.unit}"
+        errors = f" ({sum(r.errors.values())} errors)" if r.errors else ""
+        print(
+            f"| {title} | {r.concurrency} | {r.rate:,.0f}{errors} | {fmt_ms(r.p50_ms)}{unit} "
+            f"| {fmt_ms(r.p99_ms)}{unit} | {target} | {outcome} |"
+        )
+    if "b" in targets and ratio is not None:
+        print()
+        chain = "ok" if chain_ok else "BROKEN"
+        print(f"(b)/(a) = {ratio:.2f}; the hash chain over the raw-SQL entries: {chain}")
+    if a and results.get("a'") and a.rate > 0:
+        plain = results["a'"]
+        print(f"(a')/(a) = {plain.rate / a.rate:.2f}: what the journal lock and chain cost")
+
+
+def main(argv: list[str]) -> int:
+    options = parse_args(argv)
+    admin_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_ADMIN_URL)
+    check_loopback(admin_url)
+    admin_dsn = dsn_of(admin_url)
+    name = f"exchange_bench_{secrets.token_hex(4)}"
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    servers: list[Server] = []
+    log_path = Path(tempfile.gettempdir()) / f"{name}.server.log"
+    print(f"database {name} on {make_url(admin_url).host or 'a local socket'}", flush=True)
+    asyncio.run(admin_execute(admin_dsn, f'CREATE DATABASE "{name}"'))
+    try:
+        command.upgrade(alembic_config(url), "head")  # its env.py runs an event loop of its own
+        with loop_runner() as runner:
+            runner.run(run_phases(options, url, log_path, servers))
+    finally:
+        for server in servers:
+            server.stop()
+        asyncio.run(admin_execute(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        with contextlib.suppress(OSError):
+            log_path.unlink()
+        print(f"database {name} dropped", flush=True)
+    return 0
+
+
+@contextlib.contextmanager
+def loop_runner() -> Iterator[asyncio.Runner]:
+    """uvloop when installed, as uvicorn uses in production, for every phase alike."""
+    try:
+        import uvloop
+    except ImportError:
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        yield runner
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
