@@ -169,9 +169,7 @@ class Database:
         REPEATABLE READ; SQLite's transactions are serialisable already)."""
         async with self.read_sessions() as session, session.begin():
             if snapshot and self.read_engine.dialect.name == "postgresql":
-                await session.connection(
-                    execution_options={"isolation_level": "REPEATABLE READ"}
-                )
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             return await work(session)
 
     async def dispose(self) -> None:

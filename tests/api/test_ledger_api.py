@@ -100,8 +100,11 @@ async def test_hold_posts_partially_and_releases_the_rest(client, ledger: Ledger
     read = await client.get(f"/v1/ledger/transfers/{hold['id']}", headers=operator.headers)
     assert read.json()["status"] == "posted"
     assert read.json()["resolved_by"] == posted.json()["id"]
-    same = await client.post(f"/v1/ledger/transfers/{hold['id']}/post",
-                             json={"amount": cny("45.00")}, headers=operator.headers)
+    same = await client.post(
+        f"/v1/ledger/transfers/{hold['id']}/post",
+        json={"amount": cny("45.00")},
+        headers=operator.headers,
+    )
     assert same.status_code == 200 and same.json() == posted.json()
     full = await client.post(f"/v1/ledger/transfers/{hold['id']}/post", headers=operator.headers)
     assert full.status_code == 409

@@ -594,9 +594,7 @@ _COMPARED_FIELDS = (
 )
 
 
-def _differing_fields(
-    spec: AnySpec, row: Row[Any], pendings: dict[str, Row[Any]]
-) -> list[str]:
+def _differing_fields(spec: AnySpec, row: Row[Any], pendings: dict[str, Row[Any]]) -> list[str]:
     if isinstance(spec, ResolveSpec):
         differing = []
         if row.kind != spec.kind or row.pending_id != spec.pending_id:
