@@ -17,7 +17,6 @@ from exchange.errors import Forbidden, NotFound, Unprocessable
 from exchange.ledger import service as ledger
 from exchange.ledger.models import Account, FxRate, OwnerType, TransferKind
 from exchange.ledger.schemas import (
-    REFERENCE_ID_PATTERN,
     AccountIn,
     AccountOut,
     AccountPage,
@@ -38,6 +37,7 @@ from exchange.ledger.schemas import (
 )
 from exchange.money import Money
 from exchange.parties.service import get_party
+from exchange.schemas import REFERENCE_ID_PATTERN
 from exchange.web import ServicesDep, decode_cursor, encode_cursor, execute, problems, require
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])

@@ -7,25 +7,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from exchange.ledger.models import AccountCode, OwnerType
 from exchange.ledger.service import BATCH_SIZE_MAX
 from exchange.money import Currency, Money, MoneyIn
+from exchange.schemas import ClientId, Input, Ref
 
-CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_:-]{0,63}$"
-# Ids the exchange derives ("<hold>.void", "exchange.fx_position.CNY") have dots; refs admit them.
-REFERENCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$"
 TIMEOUT_S_MAX = 366 * 24 * 3600
 
-ClientId = Annotated[str, Field(pattern=CLIENT_ID_PATTERN, examples=["t-2026-000123"])]
-AccountRef = Annotated[str, Field(pattern=REFERENCE_ID_PATTERN, examples=["acc-buyer-cny"])]
+AccountRef = Ref
 TransferCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", examples=["deposit"])]
 Reference = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class AccountOwner(Input):

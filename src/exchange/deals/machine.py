@@ -1,0 +1,94 @@
+"""The deal's state machine: one table of (state, action) → next state, with who may act.
+
+The API, the OpenAPI descriptions, the `GET /v1/deals/state-machine` document and the tests all
+read this table. Guards (rights checks, valuations) live in the service; this table decides
+only whether an action is possible at all from a state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class DealState(StrEnum):
+    draft = "draft"
+    rights_review = "rights_review"
+    rights_confirmed = "rights_confirmed"
+    rejected = "rejected"
+    priced = "priced"
+    withdrawn = "withdrawn"
+
+
+class DealAction(StrEnum):
+    submit = "submit"
+    confirm = "confirm"
+    reject = "reject"
+    price = "price"
+    withdraw = "withdraw"
+    reopen_review = "reopen_review"  # the asset's rights changed after review
+
+
+class Actor(StrEnum):
+    seller = "seller"  # a member of the selling party
+    operator = "operator"  # exchange staff (operator or admin)
+    system = "system"  # the engine itself
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    source: DealState
+    action: DealAction
+    target: DealState
+    actors: frozenset[Actor]
+    guard: str  # what must hold, in words (the service enforces it)
+
+
+_S, _A = DealState, DealAction
+_SELLER_OR_OPERATOR = frozenset({Actor.seller, Actor.operator})
+_OPERATOR = frozenset({Actor.operator})
+_SYSTEM = frozenset({Actor.system})
+
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition(_S.draft, _A.submit, _S.rights_review, _SELLER_OR_OPERATOR,
+               "the seller owns a share of the asset"),
+    Transition(_S.rights_review, _A.confirm, _S.rights_confirmed, _OPERATOR,
+               "every rights check recorded as passed for the current asset, and none "
+               "contradicted by the records"),
+    Transition(_S.rights_review, _A.reject, _S.rejected, _OPERATOR, "a reason is given"),
+    Transition(_S.rights_confirmed, _A.price, _S.priced, _SELLER_OR_OPERATOR,
+               "a valuation of this deal is chosen; the listing price is not below it; an "
+               "auction has a reserve"),
+    Transition(_S.rights_confirmed, _A.reopen_review, _S.rights_review, _SYSTEM,
+               "the asset's rights changed"),
+    Transition(_S.priced, _A.reopen_review, _S.rights_review, _SYSTEM,
+               "the asset's rights changed"),
+    *(
+        Transition(state, _A.withdraw, _S.withdrawn, _SELLER_OR_OPERATOR, "none")
+        for state in (_S.draft, _S.rights_review, _S.rights_confirmed, _S.priced)
+    ),
+)
+
+_TABLE: dict[tuple[DealState, DealAction], Transition] = {
+    (t.source, t.action): t for t in TRANSITIONS
+}
+assert len(_TABLE) == len(TRANSITIONS), "one transition per (state, action)"
+
+
+def transition(state: DealState, action: DealAction) -> Transition | None:
+    return _TABLE.get((state, action))
+
+
+def allowed_actions(state: DealState, actors: frozenset[Actor] | None = None) -> list[str]:
+    """Actions possible from `state` (for `actors`, when given), in table order."""
+    return [
+        t.action.value
+        for t in TRANSITIONS
+        if t.source is state and (actors is None or t.actors & actors)
+    ]
+
+
+def next_state(state: DealState, action: DealAction) -> DealState:
+    found = transition(state, action)
+    assert found is not None, f"{action} is not allowed from {state}"
+    return found.target

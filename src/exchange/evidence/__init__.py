@@ -1,0 +1,1 @@
+"""Evidence documents: a content-addressed store on disk; the database keeps hashes and metadata."""
