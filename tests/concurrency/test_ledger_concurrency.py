@@ -553,7 +553,63 @@ def check_conservation(accounts: list[dict[str, Any]]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The test
+# The tests
+
+
+async def deadlocks_so_far(db: Database) -> int:
+    """PostgreSQL's count of deadlocks it detected (and broke) in this database."""
+
+    async def read(session: AsyncSession) -> int:
+        found = await session.execute(
+            text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        )
+        return int(found.scalar_one())
+
+    return await db.read(read)
+
+
+def summary(record: Record, elapsed_s: float, deadlocks: int) -> str:
+    refused = sum(record.refusals.values())
+    return (
+        f"ledger storm: seed={SEED} clients={WORKERS} elapsed={elapsed_s:.1f}s "
+        f"requests={sum(record.statuses.values())} accepted={len(record.accepted)} "
+        f"refused={refused} replays={record.replays} deadlocks_detected={deadlocks} "
+        f"statuses={dict(sorted(record.statuses.items()))} "
+        f"refusals={dict(record.refusals.most_common())} races={dict(record.races)}"
+    )
+
+
+async def check_afterwards(storm: Storm, admin: Client, db: Database, seq_before: int) -> None:
+    record = storm.record
+    own_accounts = {storm.clearing, *storm.hot, *storm.cold}
+    accounts = await all_accounts(admin)
+    check_conservation(accounts)
+    by_id = {account["id"]: account for account in accounts}
+    expected = expected_totals(record.accepted)
+    assert set(expected) <= own_accounts
+    for account_id in sorted(own_accounts):
+        assert totals_of(by_id[account_id]) == expected[account_id], by_id[account_id]
+
+    written, (count, first_seq, last_seq) = await journal_since(db, seq_before)
+    assert written == {i: t["seq"] for i, t in record.accepted.items()}
+    assert count == last_seq and first_seq == 1, f"journal seq has gaps: {count=} {last_seq=}"
+    assert not record.refused_ids & set(record.accepted)
+    await check_each_id(storm)
+
+    verified = await admin.get("/v1/ledger/verify")
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["ok"] is True, verified.text
+    assert verified.json()["entries"] == last_seq, verified.text
+
+
+async def open_clients(stack: AsyncExitStack, server: Server, keys: list[Key],
+                       record: Record) -> list[Client]:
+    """One client per key, each with a connection pool of its own."""
+    clients = []
+    for key in keys:
+        http = httpx.AsyncClient(base_url=server.base_url, timeout=HTTP_TIMEOUT_S)
+        clients.append(Client(await stack.enter_async_context(http), key, record))
+    return clients
 
 
 async def test_many_clients_move_money_without_creating_or_losing_any(
@@ -562,16 +618,12 @@ async def test_many_clients_move_money_without_creating_or_losing_any(
     rng = random.Random(SEED)
     record = Record()
     seq_before = await journal_head(db)
+    deadlocks_before = await deadlocks_so_far(db)
     keys = [await new_key(db, clock, Role.operator) for _ in range(WORKERS)]
     async with AsyncExitStack() as stack:
-
-        async def client(key: Key) -> Client:
-            http = httpx.AsyncClient(base_url=server.base_url, timeout=HTTP_TIMEOUT_S)
-            return Client(await stack.enter_async_context(http), key, record)
-
-        admin = await client(operator)
+        [admin] = await open_clients(stack, server, [operator], record)
         clearing, hot, cold = await open_accounts(admin)
-        storm = Storm([await client(k) for k in keys], clearing, hot, cold, record)
+        storm = Storm(await open_clients(stack, server, keys, record), clearing, hot, cold, record)
 
         started = time.perf_counter()
         async with asyncio.TaskGroup() as group:
@@ -579,37 +631,34 @@ async def test_many_clients_move_money_without_creating_or_losing_any(
                 group.create_task(worker(storm, each, random.Random(rng.getrandbits(64) + index)))
             group.create_task(account_races(storm, operator, random.Random(rng.getrandbits(64))))
         elapsed_s = time.perf_counter() - started
+        print(summary(record, elapsed_s, await deadlocks_so_far(db) - deadlocks_before))
 
         assert not record.server_errors, (record.server_errors[:5], server.log_tail())
-        accounts = await all_accounts(admin)
-        check_conservation(accounts)
-        by_id = {account["id"]: account for account in accounts}
-        expected = expected_totals(record.accepted)
-        for account_id in [clearing, *hot, *cold]:
-            assert totals_of(by_id[account_id]) == expected[account_id], by_id[account_id]
-        assert set(expected) <= {clearing, *hot, *cold}
-
-        written, (count, first_seq, last_seq) = await journal_since(db, seq_before)
-        assert written == {i: t["seq"] for i, t in record.accepted.items()}
-        assert count == last_seq and first_seq == 1, "journal seq has gaps"
-        assert not record.refused_ids & set(record.accepted)
-        await check_each_id(storm)
-
-        verified = await admin.get("/v1/ledger/verify")
-        assert verified.status_code == 200, verified.text
-        assert verified.json()["ok"] is True and verified.json()["entries"] == last_seq, (
-            verified.text
-        )
+        assert record.replays > 0 and record.refusals["exceeds_credits"] > 0
+        assert any(t["kind"] == "post_pending" for t in record.accepted.values())
+        await check_afterwards(storm, admin, db, seq_before)
         assert not record.server_errors, (record.server_errors[:5], server.log_tail())
         assert "unhandled_error" not in server.log_tail(10**7)
 
-    summary = (
-        f"ledger storm: seed={SEED} clients={WORKERS} elapsed={elapsed_s:.1f}s "
-        f"requests={sum(record.statuses.values())} accepted={len(record.accepted)} "
-        f"refused={sum(record.refusals.values())} replays={record.replays} "
-        f"statuses={dict(sorted(record.statuses.items()))} "
-        f"refusals={dict(record.refusals.most_common())} races={dict(record.races)}"
-    )
-    print(summary)
-    assert record.replays > 0 and record.refusals["exceeds_credits"] > 0
-    assert sum(1 for t in record.accepted.values() if t["kind"] == "post_pending") > 0
+
+@pytest.mark.parametrize("action", ["post", "void"])
+async def test_one_resolution_sent_by_many_clients_at_once_applies_once_and_replays(
+    server: Server, db: Database, clock: conftest.TestClock, operator: Key, action: str
+) -> None:
+    """A client that resends its post or void (the same resolution id) while the first is in
+    flight gets the first answer replayed (200), not "already posted/voided" (409)."""
+    record = Record()
+    async with AsyncExitStack() as stack:
+        clients = await open_clients(stack, server, [operator] * 8, record)
+        _, hot, _ = await open_accounts(clients[0])
+        hold = await clients[0].post(
+            TRANSFERS, transfer_body(hot[0], hot[1], 10_00, pending=True)
+        )
+        assert hold.status_code == 201, hold.text
+        path = f"{TRANSFERS}/{hold.json()['id']}/{action}"
+        body = {"id": uid("rs")}
+        answers = await asyncio.gather(*(c.post(path, body) for c in clients))
+        seen = [(a.status_code, a.text[:200]) for a in answers]
+        assert sorted(a.status_code for a in answers) == [200] * 7 + [201], seen
+        assert all(a.json() == answers[0].json() for a in answers), seen
+        assert not record.server_errors, record.server_errors

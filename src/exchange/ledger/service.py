@@ -296,12 +296,14 @@ async def create_transfers(
     if failures:
         raise TransfersRefused(failures)
     ids = [_spec_id(spec) for spec in specs]
-    existing = {row.id: row for row in await _load_transfers(session, ids)}
     pending_ids = sorted({spec.pending_id for spec in specs if isinstance(spec, ResolveSpec)})
     pendings = {row.id: row for row in await _load_transfers(session, pending_ids)}
 
     account_ids = _account_ids(specs, pendings)
     accounts = await _lock_accounts(session, account_ids)
+    # Read after the locks: a request with the same ids that committed while this one waited
+    # is found here and replayed (each statement sees what committed before it began).
+    existing = {row.id: row for row in await _load_transfers(session, ids)}
     resolutions = await _load_resolutions(session, pending_ids)
 
     plan = _Plan(totals={a.id: totals_of(a) for a in accounts.values()})
