@@ -98,9 +98,10 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         database_url=database_url,
+        evidence_dir=str(tmp_path_factory.mktemp("evidence")),
         run_worker=False,
         log_level="WARNING",
         auth_cache_ttl_s=0,

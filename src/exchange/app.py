@@ -15,12 +15,16 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange import __version__, logs, problems, worker
+from exchange.assets.api import router as assets_router
 from exchange.audit.api import router as audit_router
 from exchange.clock import Clock, SystemClock
 from exchange.config import Settings, get_settings
 from exchange.db import Database
+from exchange.deals.api import router as deals_router
+from exchange.evidence.api import router as evidence_router
 from exchange.health import router as health_router
 from exchange.ledger.api import router as ledger_router
+from exchange.parties.api import router as parties_router
 from exchange.web import AuthCache, Services
 
 access_log = structlog.get_logger("exchange.access")
@@ -96,11 +100,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     problems.install(app)
     app.include_router(health_router)
     app.include_router(ledger_router)
+    app.include_router(parties_router)
+    app.include_router(assets_router)
+    app.include_router(evidence_router)
+    app.include_router(deals_router)
     app.include_router(audit_router)
     Instrumentator(registry=CollectorRegistry(), excluded_handlers=["/metrics"]).instrument(
         app
     ).expose(app, endpoint="/metrics", include_in_schema=False)
-    app.add_middleware(problems.BodyGuard, body_bytes_max=settings.body_bytes_max)
+    app.add_middleware(
+        problems.BodyGuard,
+        body_bytes_max=settings.body_bytes_max,
+        raw_bodies={"/v1/evidence": settings.evidence_bytes_max},
+    )
     app.add_middleware(AccessLog)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     return app

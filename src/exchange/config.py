@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         default=True, description="Run the hold-expiry loop inside each API process."
     )
     worker_interval_s: float = Field(default=1.0, gt=0)
+    evidence_dir: str = Field(
+        default="./var/evidence", description="The content-addressed store of evidence files."
+    )
+    evidence_bytes_max: int = Field(default=20 * 1024 * 1024, ge=1024)
     migrations_dir: str | None = Field(
         default=None, description="Alembic scripts; default: migrations/ beside src/."
     )

@@ -116,9 +116,12 @@ class BodyGuard:
     """Refuse, before the app reads them, bodies over `body_bytes_max` (413) and bodies that are
     not JSON (415); count streamed bodies that carry no Content-Length as they arrive."""
 
-    def __init__(self, app: ASGIApp, body_bytes_max: int) -> None:
+    def __init__(
+        self, app: ASGIApp, body_bytes_max: int, raw_bodies: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.body_bytes_max = body_bytes_max
+        self.raw_bodies = raw_bodies or {}  # path → its own limit; any media type (uploads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -127,7 +130,9 @@ class BodyGuard:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         length = headers.get("content-length")
         has_body = (length not in (None, "0")) or "transfer-encoding" in headers
-        refusal = self._refusal(headers, length, has_body)
+        raw_limit = self.raw_bodies.get(scope["path"])
+        limit = raw_limit or self.body_bytes_max
+        refusal = self._refusal(headers, length, has_body, limit, raw_limit is None)
         if refusal is not None:
             await problem_response(refusal)(scope, receive, send)
             return
@@ -138,24 +143,26 @@ class BodyGuard:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.body_bytes_max:
-                    raise HTTPException(413, f"body over {self.body_bytes_max} bytes")
+                if seen > limit:
+                    raise HTTPException(413, f"body over {limit} bytes")
             return message
 
         await self.app(scope, counted, send)
 
+    @staticmethod
     def _refusal(
-        self, headers: dict[str, str], length: str | None, has_body: bool
+        headers: dict[str, str], length: str | None, has_body: bool, limit: int, json_only: bool
     ) -> dict[str, Any] | None:
-        if length is not None and (not length.isdigit() or int(length) > self.body_bytes_max):
+        if length is not None and (not length.isdigit() or int(length) > limit):
             return problem_body(
                 413,
                 "body_too_large",
                 "Request body too large",
-                f"the body must be at most {self.body_bytes_max} bytes",
+                f"the body must be at most {limit} bytes",
             )
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if has_body and not (content_type == "application/json" or content_type.endswith("+json")):
+        is_json = content_type == "application/json" or content_type.endswith("+json")
+        if has_body and json_only and not is_json:
             return problem_body(
                 415,
                 "unsupported_media_type",

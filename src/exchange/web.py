@@ -113,6 +113,7 @@ async def execute(
     action: str,
     target: str | None,
     work: Work,
+    etag: bool = False,
 ) -> Response:
     """Run a state-changing request as one unit of work and answer with its JSON.
 
@@ -156,7 +157,22 @@ async def execute(
         )
         await app.db.run(refusal)
         raise
-    return Response(body, status_code=status, media_type="application/json")
+    headers = {"ETag": f'"{orjson.loads(body)["version"]}"'} if etag else None
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def if_match_version(request: Request) -> int | None:
+    """The version an `If-Match` header asks for (`"3"`, `W/"3"` or `3`), if any."""
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    value = header.strip().removeprefix("W/").strip('"')
+    if not value.isdigit() or len(value) > 18:
+        raise Unprocessable(
+            'If-Match must carry an ETag this API issued, such as "3"',
+            errors=[{"field": "If-Match", "code": "invalid"}],
+        )
+    return int(value)
 
 
 async def _record_refusal(

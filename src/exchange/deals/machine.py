@@ -50,19 +50,40 @@ _OPERATOR = frozenset({Actor.operator})
 _SYSTEM = frozenset({Actor.system})
 
 TRANSITIONS: tuple[Transition, ...] = (
-    Transition(_S.draft, _A.submit, _S.rights_review, _SELLER_OR_OPERATOR,
-               "the seller owns a share of the asset"),
-    Transition(_S.rights_review, _A.confirm, _S.rights_confirmed, _OPERATOR,
-               "every rights check recorded as passed for the current asset, and none "
-               "contradicted by the records"),
+    Transition(
+        _S.draft,
+        _A.submit,
+        _S.rights_review,
+        _SELLER_OR_OPERATOR,
+        "the seller owns a share of the asset",
+    ),
+    Transition(
+        _S.rights_review,
+        _A.confirm,
+        _S.rights_confirmed,
+        _OPERATOR,
+        "every rights check recorded as passed for the current asset, and none "
+        "contradicted by the records",
+    ),
     Transition(_S.rights_review, _A.reject, _S.rejected, _OPERATOR, "a reason is given"),
-    Transition(_S.rights_confirmed, _A.price, _S.priced, _SELLER_OR_OPERATOR,
-               "a valuation of this deal is chosen; the listing price is not below it; an "
-               "auction has a reserve"),
-    Transition(_S.rights_confirmed, _A.reopen_review, _S.rights_review, _SYSTEM,
-               "the asset's rights changed"),
-    Transition(_S.priced, _A.reopen_review, _S.rights_review, _SYSTEM,
-               "the asset's rights changed"),
+    Transition(
+        _S.rights_confirmed,
+        _A.price,
+        _S.priced,
+        _SELLER_OR_OPERATOR,
+        "a valuation of this deal is chosen; the listing price is not below it; an "
+        "auction has a reserve",
+    ),
+    Transition(
+        _S.rights_confirmed,
+        _A.reopen_review,
+        _S.rights_review,
+        _SYSTEM,
+        "the asset's rights changed",
+    ),
+    Transition(
+        _S.priced, _A.reopen_review, _S.rights_review, _SYSTEM, "the asset's rights changed"
+    ),
     *(
         Transition(state, _A.withdraw, _S.withdrawn, _SELLER_OR_OPERATOR, "none")
         for state in (_S.draft, _S.rights_review, _S.rights_confirmed, _S.priced)

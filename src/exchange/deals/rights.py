@@ -31,8 +31,11 @@ class RightsOffered(StrEnum):
 
 
 LICENCES = frozenset(
-    {RightsOffered.exclusive_licence, RightsOffered.sole_licence,
-     RightsOffered.non_exclusive_licence}
+    {
+        RightsOffered.exclusive_licence,
+        RightsOffered.sole_licence,
+        RightsOffered.non_exclusive_licence,
+    }
 )
 WORLDWIDE = "*"
 
@@ -74,17 +77,18 @@ def _overlap_territory(a: Sequence[str], b: Sequence[str]) -> bool:
     return WORLDWIDE in a or WORLDWIDE in b or bool(set(a) & set(b))
 
 
-def _overlap_time(
-    start_a: date, end_a: date | None, start_b: date, end_b: date | None
-) -> bool:
+def _overlap_time(start_a: date, end_a: date | None, start_b: date, end_b: date | None) -> bool:
     return (end_a is None or start_b <= end_a) and (end_b is None or start_a <= end_b)
 
 
 def _conflicts(granted: GrantedLicence, facts: Facts) -> bool:
     if facts.rights_offered not in LICENCES:
         return False  # an assignment passes the asset subject to its licences
-    excluding = {"exclusive"} if facts.rights_offered is RightsOffered.non_exclusive_licence else {
-        "exclusive", "sole"}
+    excluding = (
+        {"exclusive"}
+        if facts.rights_offered is RightsOffered.non_exclusive_licence
+        else {"exclusive", "sole"}
+    )
     start = facts.term_start_date or facts.today
     return (
         granted.kind in excluding
@@ -103,20 +107,26 @@ def evaluate(facts: Facts) -> dict[Check, str | None]:
     conflicts = [g for g in facts.licences if _conflicts(g, facts)]
     term_end = facts.term_end_date or facts.today
     return {
-        Check.ownership: None if facts.owners.get(facts.seller_party_id, 0) > 0
+        Check.ownership: None
+        if facts.owners.get(facts.seller_party_id, 0) > 0
         else "the seller is not an owner of the asset",
-        Check.status_valid: None if facts.legal_status_valid
+        Check.status_valid: None
+        if facts.legal_status_valid
         else "the asset's legal status is not in force",
         Check.term_within_validity: None
         if facts.expiry_date is None or facts.expiry_date > term_end
         else f"the right expires on {facts.expiry_date}, before the offered term ends",
-        Check.co_owners_consented: None if not needs_all or not missing_owners
+        Check.co_owners_consented: None
+        if not needs_all or not missing_owners
         else f"no consent recorded from co-owner(s) {', '.join(missing_owners)}",
-        Check.no_exclusive_conflict: None if not conflicts
+        Check.no_exclusive_conflict: None
+        if not conflicts
         else f"conflicts with a {conflicts[0].kind} licence granted from "
         f"{conflicts[0].start_date} in {', '.join(conflicts[0].territory)}",
-        Check.pledgee_consented: None if not missing_pledgees
+        Check.pledgee_consented: None
+        if not missing_pledgees
         else f"no consent recorded from pledgee(s) {', '.join(missing_pledgees)}",
-        Check.export_control_recorded: None if facts.export_control is not None
+        Check.export_control_recorded: None
+        if facts.export_control is not None
         else "the export-control class is not recorded",
     }

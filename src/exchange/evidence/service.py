@@ -79,8 +79,9 @@ async def require_known(session: AsyncSession, hashes: Iterable[str], field: str
     wanted = sorted(set(hashes))
     if not wanted:
         return
-    found = set((await session.scalars(select(Evidence.sha256).where(
-        Evidence.sha256.in_(wanted)))).all())
+    found = set(
+        (await session.scalars(select(Evidence.sha256).where(Evidence.sha256.in_(wanted)))).all()
+    )
     missing = [h for h in wanted if h not in found]
     if missing:
         raise Unprocessable(
