@@ -11,13 +11,19 @@ from exchange.auth.models import ApiKey
 from exchange.auth.service import Role, create_key, revoke_key
 from exchange.clock import Clock
 from exchange.db import Database
+from exchange.identifiers import uscc_check_character
 from exchange.ledger import service as ledger
 from exchange.parties.service import create_party, get_party
 
 DEMO_KEY_PREFIX = "demo "
 PARTIES = (
-    ("demo-university", "Demo University Technology Transfer Centre", "university"),
-    ("demo-enterprise", "Demo Advanced Materials Co., Ltd.", "enterprise"),
+    (
+        "demo-university",
+        "Demo University Technology Transfer Centre",
+        "university",
+        "12310000425006117",
+    ),
+    ("demo-enterprise", "Demo Advanced Materials Co., Ltd.", "enterprise", "91310115MA1K4D6X5"),
 )
 
 
@@ -36,9 +42,16 @@ async def seed(db: Database, clock: Clock) -> list[DemoKey]:
 
 async def _seed_ledger(session: AsyncSession, clock: Clock) -> None:
     now = clock.now()
-    for party_id, name, kind in PARTIES:
+    for party_id, name, kind, uscc_body in PARTIES:
         if await get_party(session, party_id) is None:
-            await create_party(session, party_id=party_id, name=name, kind=kind, now=now)
+            await create_party(
+                session,
+                party_id=party_id,
+                name=name,
+                kind=kind,
+                now=now,
+                uscc=uscc_body + uscc_check_character(uscc_body),
+            )
         await ledger.create_account(
             session,
             ledger.AccountSpec(
@@ -105,7 +118,7 @@ async def _fresh_keys(session: AsyncSession, clock: Clock) -> list[DemoKey]:
         (Role.admin, None),
         (Role.operator, None),
         (Role.auditor, None),
-        *((Role.member, party_id) for party_id, _, _ in PARTIES),
+        *((Role.member, party_id) for party_id, *_ in PARTIES),
     ]
     keys = []
     for role, party_id in wanted:
