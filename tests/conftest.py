@@ -105,7 +105,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         run_worker=False,
         log_level="WARNING",
         auth_cache_ttl_s=0,
-        db_pool_size=40,
+        db_pool_size=10,
     )
 
 
