@@ -14,8 +14,12 @@ FROM python:3.11-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    EXCHANGE_MIGRATIONS_DIR=/app/migrations
-RUN groupadd --system exchange && useradd --system --gid exchange --home-dir /app exchange
+    EXCHANGE_MIGRATIONS_DIR=/app/migrations \
+    EXCHANGE_EVIDENCE_DIR=/var/lib/exchange/evidence
+RUN groupadd --system exchange && useradd --system --gid exchange --home-dir /app exchange \
+    && mkdir -p /var/lib/exchange/evidence && chown -R exchange:exchange /var/lib/exchange
+# Evidence documents must outlive the container: mount a volume (or shared storage) here.
+VOLUME ["/var/lib/exchange/evidence"]
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY alembic.ini ./
