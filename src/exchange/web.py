@@ -120,7 +120,7 @@ async def execute(
     The state change, the stored Idempotency-Key response and the audit record commit together;
     a refusal is audited in a transaction of its own after the unit rolled back."""
     key = _idempotency_key(request)
-    fingerprint = await _fingerprint(request)
+    fingerprint = await _fingerprint(request) if key is not None else ""
     actor = actor_of(principal)
 
     async def unit(session: AsyncSession) -> tuple[int, bytes]:

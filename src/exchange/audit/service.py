@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.audit.models import AuditRecord
 from exchange.auth.service import Principal
+
+_records = cast(Table, AuditRecord.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +33,9 @@ async def record(
     detail: str | None = None,
 ) -> None:
     principal = actor.principal
-    session.add(
-        AuditRecord(
+    # A Core insert: this runs inside every state-changing unit of work, so it is kept lean.
+    await session.execute(
+        insert(_records).values(
             at=at,
             request_id=actor.request_id,
             key_id=principal.key_id if principal else None,
@@ -44,7 +48,6 @@ async def record(
             detail=detail,
         )
     )
-    await session.flush()
 
 
 async def list_records(
