@@ -7,7 +7,7 @@ come from CLDR (babel); decimals are parsed from strings, never from floats.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Annotated
 
@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 AMOUNT_MINOR_MAX = 2**63 - 1  # BIGINT
 _AMOUNT_PATTERN = re.compile(r"^[0-9]{1,30}(\.[0-9]{1,30})?$")
+_EXACT = Context(prec=80)  # the pattern admits at most 60 digits: scaling must never round
 # Funds, precious metals and test codes are not money a party can hold here.
 _NOT_TRADABLE = {"XAG", "XAU", "XPD", "XPT", "XTS", "XXX", "XBA", "XBB", "XBC", "XBD", "XDR"}
 
@@ -55,7 +56,7 @@ def to_minor(amount: str, currency: str) -> int:
         value = Decimal(amount)
     except InvalidOperation as exc:  # pragma: no cover - the pattern admits only valid decimals
         raise ValueError("amount is not a decimal number") from exc
-    scaled = value.scaleb(exponent(currency))
+    scaled = value.scaleb(exponent(currency), context=_EXACT)
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{currency} has {exponent(currency)} decimal places; amount has more")
     minor = int(scaled)
