@@ -21,6 +21,8 @@ from exchange.clock import Clock, SystemClock
 from exchange.config import Settings, get_settings
 from exchange.db import Database
 from exchange.deals.api import router as deals_router
+from exchange.docking.api import router as docking_router
+from exchange.docking.runtime import DockingRuntime
 from exchange.evidence.api import router as evidence_router
 from exchange.health import router as health_router
 from exchange.ledger.api import router as ledger_router
@@ -65,24 +67,32 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     settings = settings or get_settings()
     logs.configure(settings.log_level, settings.log_json)
     db = Database(settings)
+    clock = clock or SystemClock()
     services = Services(
         settings=settings,
         db=db,
-        clock=clock or SystemClock(),
+        clock=clock,
         auth_cache=AuthCache(ttl_s=settings.auth_cache_ttl_s),
+        docking=DockingRuntime(db, clock),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = (
-            asyncio.create_task(worker.run(db, services.clock, settings.worker_interval_s))
+        docking = services.docking
+        assert docking is not None
+        await docking.rebuild()
+        tasks = (
+            [
+                asyncio.create_task(worker.run(db, clock, settings.worker_interval_s)),
+                asyncio.create_task(docking.run(settings.docking_refresh_interval_s)),
+            ]
             if settings.run_worker
-            else None
+            else []
         )
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -104,6 +114,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(assets_router)
     app.include_router(evidence_router)
     app.include_router(deals_router)
+    app.include_router(docking_router)
     app.include_router(audit_router)
     Instrumentator(registry=CollectorRegistry(), excluded_handlers=["/metrics"]).instrument(
         app

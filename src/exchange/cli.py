@@ -12,7 +12,7 @@ import uvicorn
 from alembic import command
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from exchange import demo, worker
+from exchange import demo, logs, worker
 from exchange.auth.service import Role, create_key, list_keys, revoke_key
 from exchange.clock import SystemClock
 from exchange.config import get_settings
@@ -26,8 +26,11 @@ T = TypeVar("T")
 
 
 def _with_db(work: Callable[[Database], Awaitable[T]]) -> T:
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_json)  # JSON lines on stderr, like the API
+
     async def run() -> T:
-        db = Database(get_settings())
+        db = Database(settings)
         try:
             return await work(db)
         finally:
@@ -135,3 +138,29 @@ def openapi(
     else:
         with open(output, "w", encoding="utf-8") as file:
             file.write(document)
+
+
+@app.command("docking-rebuild")
+def docking_rebuild() -> None:
+    """Rebuild the docking index from the database: every API process rebuilds its own on its
+    next refresh (an outbox event tells them); this command builds one too and reports it."""
+    from exchange.docking.runtime import REBUILD_EVENT, DockingRuntime
+    from exchange.events import emit
+
+    async def work(db: Database) -> int:
+        clock = SystemClock()
+        await db.run(
+            lambda s: emit(
+                s,
+                type=REBUILD_EVENT,
+                aggregate_type="docking",
+                aggregate_id="index",
+                version=1,
+                payload={},
+                now=clock.now(),
+            )
+        )
+        return await DockingRuntime(db, clock).rebuild()
+
+    documents = _with_db(work)
+    typer.echo(f"docking index rebuilt: {documents} documents; API processes rebuild theirs")

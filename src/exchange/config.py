@@ -33,6 +33,9 @@ class Settings(BaseSettings):
         default=True, description="Run the hold-expiry loop inside each API process."
     )
     worker_interval_s: float = Field(default=1.0, gt=0)
+    docking_refresh_interval_s: float = Field(
+        default=0.5, gt=0, description="How often each process applies new outbox events."
+    )
     evidence_dir: str = Field(
         default="./var/evidence", description="The content-addressed store of evidence files."
     )

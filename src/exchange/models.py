@@ -12,6 +12,7 @@ from exchange.deals.models import (
     RightsCheck,
     Valuation,
 )
+from exchange.docking.models import Demand, Interest, MatchSet
 from exchange.events import OutboxEvent
 from exchange.evidence.models import Evidence
 from exchange.idempotency import IdempotencyKey
@@ -28,10 +29,13 @@ __all__ = [
     "Consent",
     "Deal",
     "DealTransition",
+    "Demand",
     "Evidence",
     "FxRate",
     "Hold",
     "IdempotencyKey",
+    "Interest",
+    "MatchSet",
     "OutboxEvent",
     "Party",
     "RightsCertificate",

@@ -25,6 +25,7 @@ from exchange.auth.service import Principal, Role, authenticate
 from exchange.clock import Clock
 from exchange.config import Settings
 from exchange.db import Database
+from exchange.docking.runtime import DockingRuntime
 from exchange.errors import DomainError, Forbidden, InvalidCursor, Unauthenticated, Unprocessable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -57,6 +58,7 @@ class Services:
     db: Database
     clock: Clock
     auth_cache: AuthCache
+    docking: DockingRuntime | None = None
 
 
 def services(request: Request) -> Services:

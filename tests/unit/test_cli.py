@@ -122,3 +122,9 @@ def test_serve_answers_on_the_embedded_database(workdir):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_docking_rebuild_builds_an_index_and_tells_the_api_processes(workdir):
+    run(workdir, "seed-demo")
+    [line] = run(workdir, "docking-rebuild")
+    assert line.startswith("docking index rebuilt: ")
