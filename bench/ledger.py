@@ -1,17 +1,22 @@
 """Ledger throughput and latency on PostgreSQL, against a raw-SQL baseline measured in the same run.
 
-    .venv/bin/python bench/ledger.py [--quick] [--duration S] [--http-workers 1,2] [--no-wrk]
+    .venv/bin/python bench/ledger.py [--quick] [--duration S] [--phases a,a',b,c,d]
+                                     [--http-workers 1,2] [--no-wrk] [--batch-accounts shared]
 
 Phases (each: a short warm-up, then a fixed measured window):
   (a') raw SQL, plain: BEGIN; UPDATE debit; UPDATE credit (id order, RETURNING the totals); INSERT
        the transfer (seq from a sequence, no hash); COMMIT. Into scratch copies of the ledger
        tables (same columns, indexes and checks; no journal lock, no chain). Reference only.
-  (a)  raw SQL, the service's work per transfer through asyncpg alone: BEGIN; SELECT the transfer
-       by id (idempotency); SELECT both accounts FOR UPDATE ORDER BY id; pg_advisory_xact_lock on
-       the journal head; read the last entry; UPDATE both accounts (executemany); INSERT the entry
-       with its running totals and SHA-256 chain hash (exchange.ledger.rules); COMMIT.
+  (a)  raw SQL, the service's work per transfer through asyncpg alone, with the service's own
+       statements (exchange.ledger.repository): BEGIN; SELECT both accounts FOR UPDATE ORDER BY
+       id; SELECT the transfer by id (idempotency, after the locks); UPDATE both accounts
+       (executemany); pg_advisory_xact_lock on the journal head; read the last entry; INSERT the
+       entry with its running totals and SHA-256 chain hash (exchange.ledger.rules); COMMIT.
   (b)  the service layer: ledger.create_transfers([one]) inside Database.run.
-  (c)  the service layer: linked batches of 1,000 transfers.
+  (c)  the service layer: linked batches of 1,000 transfers, 2 tasks; by default each task draws
+       its pairs from its own slice of the accounts (as settlement batches of different deals
+       would): with 1,000 accounts a batch touches ~86% of them, so shared batches serialise on
+       the account locks (--batch-accounts shared shows that).
   (d)  HTTP: POST /v1/ledger/transfers against `python -m exchange serve` (wrk when installed,
        else a keep-alive asyncio client), with 1 and 2 uvicorn workers; the better is reported.
 
@@ -19,6 +24,8 @@ The script creates a scratch database on the server named by BENCH_DATABASE_URL 
 postgresql+asyncpg://postgres@127.0.0.1:5432/test; loopback only), migrates it with Alembic,
 opens the accounts (funded from a clearing account; random pairs, so contention is low) and drops
 the database at the end, also on error or Ctrl-C. Misses are reported, never raised: it exits 0.
+It also measures how much CPU other processes used during each phase, and says when the figures
+are noisy (the machine has few cores, shared by client, server and PostgreSQL).
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from exchange.auth.service import Role, create_key
 from exchange.config import Settings
 from exchange.db import Database
 from exchange.health import alembic_config
+from exchange.ledger import repository
 from exchange.ledger import service as ledger
 from exchange.ledger.models import TransferKind
 from exchange.ledger.rules import (
@@ -80,6 +88,7 @@ TARGET_RATIO = 0.50  # (b) / (a)
 TARGET_BATCH_RATE = 20_000  # (c) transfers/s
 TARGET_HTTP_RATE = 1_000  # (d) transfers/s
 TARGET_HTTP_P99_MS = 50.0  # (d) p99
+NOISE_CORES = 0.25  # other processes using more CPU than this during a phase: the figures are noisy
 
 
 def account_id(index: int) -> str:
@@ -102,6 +111,7 @@ class Result:
     errors: Counter[str] = field(default_factory=Counter)
     p50_ms: float | None = None  # set directly when an external tool measured the latency
     p99_ms: float | None = None
+    cpu: dict[str, float] | None = None  # CpuWatch.stop() over the measured window
     failed: str | None = None
     note: str = ""
 
@@ -115,6 +125,16 @@ class Result:
     @property
     def rate(self) -> float:
         return self.transfers / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def others(self) -> float | None:
+        return self.cpu["others"] if self.cpu else None
+
+    def cpu_us(self, role: str) -> float | None:
+        """CPU per transfer of one role (client, server, postgres), in microseconds."""
+        if not self.cpu or not self.transfers:
+            return None
+        return self.cpu[role] / self.transfers * 1e6
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -154,38 +174,115 @@ async def drive(
                 result.transfers += done
                 result.latencies.append(t1 - t0)
 
+    async def cpu_sampler() -> None:
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        WATCH.start()
+        await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+        result.cpu = WATCH.stop()
+
     async with asyncio.timeout(warmup + duration + 120):
-        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        await asyncio.gather(cpu_sampler(), *(worker(i) for i in range(concurrency)))
     result.seconds = duration
     return result.finish()
 
 
-def random_pair(rng: random.Random, accounts: int) -> tuple[str, str]:
-    debit, credit = rng.sample(range(accounts), 2)
-    return account_id(debit), account_id(credit)
+class CpuWatch:
+    """Where the CPU went during a window, in CPU seconds: this process and the load generator
+    it started ("client"), the server it started ("server"), the PostgreSQL backends of the
+    bench database ("postgres"), and everything else on the machine ("others": all CPU time
+    from /proc/stat minus the rest; noise). Linux only; elsewhere it reports nothing."""
+
+    ROLES = ("client", "server", "postgres")
+
+    def __init__(self) -> None:
+        self.database = ""
+        self.server_pids: set[int] = set()  # the servers' top processes, set by Server.start
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.mark: tuple[float, float, dict[int, tuple[str, float]]] | None = None
+
+    def _busy(self) -> float:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        values = [int(v) for v in fields]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        guest = sum(values[8:10]) if len(values) > 9 else 0  # already counted in user
+        return (sum(values) - idle - guest) / self.tick
+
+    def _ours(self) -> dict[int, tuple[str, float]]:
+        """Our processes: pid -> (role, CPU seconds so far)."""
+        parents: dict[int, int] = {}
+        cpu: dict[int, float] = {}
+        role: dict[int, str] = {os.getpid(): "client"}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                title = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            parents[pid] = int(fields[1])
+            cpu[pid] = (int(fields[11]) + int(fields[12])) / self.tick
+            if self.database and title.startswith(b"postgres") and self.database.encode() in title:
+                role[pid] = "postgres"
+            elif pid in self.server_pids:
+                role[pid] = "server"
+        for _ in range(64):  # descendants inherit their parent's role; bounded depth
+            grown = {
+                pid: role[parent]
+                for pid, parent in parents.items()
+                if pid not in role and parent in role and role[parent] != "postgres"
+            }
+            if not grown:
+                break
+            role.update(grown)
+        return {pid: (role[pid], cpu[pid]) for pid in role if pid in cpu}
+
+    def start(self) -> None:
+        try:
+            self.mark = (time.monotonic(), self._busy(), self._ours())
+        except (OSError, ValueError, IndexError):
+            self.mark = None
+
+    def stop(self) -> dict[str, float] | None:
+        """CPU seconds by role over the window, and "others" in cores."""
+        if self.mark is None:
+            return None
+        started, busy, before = self.mark
+        self.mark = None
+        try:
+            after = self._ours()
+            used = self._busy() - busy
+        except (OSError, ValueError, IndexError):
+            return None
+        spent = dict.fromkeys(self.ROLES, 0.0)
+        # Our processes that ended meanwhile are lost from the sums ("others" errs high).
+        for pid, (role, cpu) in after.items():
+            spent[role] += max(0.0, cpu - before.get(pid, (role, 0.0))[1])
+        elapsed = max(1e-6, time.monotonic() - started)
+        spent["others"] = max(0.0, used - sum(spent.values())) / elapsed
+        return spent
+
+
+WATCH = CpuWatch()
+
+
+def random_pair(rng: random.Random, accounts: range | int) -> tuple[str, str]:
+    """Two different accounts, uniformly (as `rng.sample(pool, 2)`, at a third of its cost: the
+    load generator shares the process, and the CPU, with the service in (b) and (c))."""
+    pool = range(accounts) if isinstance(accounts, int) else accounts
+    debit = rng.randrange(len(pool))
+    credit = rng.randrange(len(pool) - 1)
+    credit += credit >= debit
+    return account_id(pool[debit]), account_id(pool[credit])
 
 
 # ---------------------------------------------------------------------------------------------
 # (a) and (a'): asyncpg alone
 
-SQL_EXISTING = "SELECT * FROM ledger_transfer WHERE id = $1"
-SQL_LOCK_ACCOUNTS = "SELECT * FROM ledger_account WHERE id IN ($1, $2) ORDER BY id FOR UPDATE"
-SQL_JOURNAL_LOCK = "SELECT pg_advisory_xact_lock($1, $2)"
-SQL_HEAD = "SELECT seq, hash, created_at FROM ledger_transfer ORDER BY seq DESC LIMIT 1"
-SQL_UPDATE_TOTALS = (
-    "UPDATE ledger_account SET debits_pending = $2, debits_posted = $3, credits_pending = $4, "
-    "credits_posted = $5 WHERE id = $1"
-)
-TRANSFER_COLUMNS = (
-    "seq", "id", "kind", "debit_account_id", "credit_account_id", "amount", "currency", "code",
-    "reference", "pending_id", "timeout_s", "fx_rate_id", "created_at",
-    "dr_debits_pending", "dr_debits_posted", "dr_credits_pending", "dr_credits_posted",
-    "cr_debits_pending", "cr_debits_posted", "cr_credits_pending", "cr_credits_posted", "hash",
-)  # fmt: skip
-SQL_INSERT_TRANSFER = (
-    f"INSERT INTO ledger_transfer ({', '.join(TRANSFER_COLUMNS)}) "
-    f"VALUES ({', '.join(f'${i}' for i in range(1, len(TRANSFER_COLUMNS) + 1))})"
-)
+# The service's own statements (exchange.ledger.repository), so (a) runs exactly its SQL.
+TRANSFER_COLUMNS = repository.TransferRow._fields
 
 
 def _totals(row: asyncpg.Record) -> Totals:
@@ -197,12 +294,13 @@ def _totals(row: asyncpg.Record) -> Totals:
 async def raw_transfer(
     conn: asyncpg.Connection, transfer_id: str, debit_id: str, credit_id: str, amount: int
 ) -> int:
-    """One transfer, the same statements and checks the service runs for it."""
+    """One transfer: the statements, in the order, and the checks the service runs for it."""
     async with conn.transaction():
-        if await conn.fetchrow(SQL_EXISTING, transfer_id) is not None:
-            return 0
         low, high = sorted((debit_id, credit_id))
-        accounts = {row["id"]: row for row in await conn.fetch(SQL_LOCK_ACCOUNTS, low, high)}
+        locked = await conn.fetch(repository.SQL_LOCK_ACCOUNTS, [low, high])
+        accounts = {row["id"]: row for row in locked}
+        if await conn.fetch(repository.SQL_TRANSFERS, [transfer_id]):
+            return 0
         debit, credit = accounts[debit_id], accounts[credit_id]
         if not debit["currency"] == credit["currency"] == CURRENCY:
             raise RuntimeError("currency mismatch")
@@ -214,10 +312,16 @@ async def raw_transfer(
             )
             if limit_breach(limits, totals) is not None:
                 raise RuntimeError(f"limit of {row['id']}")
-        await conn.execute(SQL_JOURNAL_LOCK, *ledger.JOURNAL_LOCK)
-        head = await conn.fetchrow(SQL_HEAD)
+        after = {debit_id: debit_after, credit_id: credit_after}
+        await conn.executemany(
+            repository.SQL_UPDATE_TOTALS, [(key, *after[key].as_tuple()) for key in (low, high)]
+        )
+        await conn.execute(repository.SQL_JOURNAL_LOCK, *repository.JOURNAL_LOCK)
+        head = await conn.fetch(repository.SQL_HEAD)
         seq, previous_hash, head_at = (
-            (head["seq"], head["hash"], head["created_at"]) if head else (0, GENESIS_HASH, None)
+            (head[0]["seq"], head[0]["hash"], head[0]["created_at"])
+            if head
+            else (0, GENESIS_HASH, None)
         )
         now = datetime.now(UTC)
         created_at = now if head_at is None or now >= head_at else head_at
@@ -239,12 +343,8 @@ async def raw_transfer(
             credit_after=credit_after.as_tuple(),
         )
         entry_hash = chain_hash(previous_hash, entry)
-        after = {debit_id: debit_after, credit_id: credit_after}
-        await conn.executemany(
-            SQL_UPDATE_TOTALS, [(key, *after[key].as_tuple()) for key in (low, high)]
-        )
         await conn.execute(
-            SQL_INSERT_TRANSFER,
+            repository.SQL_APPEND,
             entry.seq, entry.id, entry.kind, debit_id, credit_id, amount, CURRENCY, CODE,
             None, None, None, None, created_at, *entry.debit_after, *entry.credit_after,
             entry_hash,
@@ -329,7 +429,7 @@ async def run_raw(
 
 
 def specs(
-    rng: random.Random, prefix: str, count: int, accounts: int
+    rng: random.Random, prefix: str, count: int, accounts: range
 ) -> list[ledger.TransferSpec]:
     out = []
     for k in range(count):
@@ -355,13 +455,21 @@ async def run_service(
     batch: int,
     warmup: float,
     duration: float,
+    partitioned: bool = False,
 ) -> Result:
+    """`partitioned`: each task draws its pairs from its own slice of the accounts, as
+    settlement batches of different deals would; otherwise every task draws from all."""
+
     def make_op(index: int) -> Callable[[], Awaitable[int]]:
         rng = random.Random(f"{result.key}-{index}")
         counter = iter(range(OPS_MAX + 1))
+        pool = range(accounts)
+        if partitioned:
+            size = accounts // concurrency
+            pool = range(index * size, (index + 1) * size)
 
         async def op() -> int:
-            batch_specs = specs(rng, f"{result.key}-{index}-{next(counter)}", batch, accounts)
+            batch_specs = specs(rng, f"{result.key}-{index}-{next(counter)}", batch, pool)
             done = await db.run(
                 lambda session: ledger.create_transfers(session, batch_specs, datetime.now(UTC))
             )
@@ -455,6 +563,7 @@ class Server:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        WATCH.server_pids.add(self.proc.pid)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -573,8 +682,10 @@ async def http_with_asyncio(
                         "id": f"{result.key}-{index}-{next(counter)}",
                         "debit_account_id": debit,
                         "credit_account_id": credit,
-                        "amount": {"amount": f"{minor // 100}.{minor % 100:02d}",
-                                   "currency": CURRENCY},
+                        "amount": {
+                            "amount": f"{minor // 100}.{minor % 100:02d}",
+                            "currency": CURRENCY,
+                        },
                         "code": CODE,
                     }
                 ).encode()
@@ -626,9 +737,11 @@ async def run_http(
             wrk, server.port, token, f"dw{workers}{nonce}", accounts, max(1, round(warmup)), clients
         )
         seconds = max(1, round(duration))
+        WATCH.start()
         found = await http_with_wrk(
             wrk, server.port, token, f"d{workers}{nonce}", accounts, seconds, clients
         )
+        result.cpu = WATCH.stop()
         errors = {k: found[k] for k in ("status", "connect", "read", "write", "timeout")}
         result.errors.update({f"wrk_{k}": v for k, v in errors.items() if v})
         result.transfers = int(found["requests"]) - errors["status"]
@@ -740,10 +853,11 @@ class Options:
     concurrency: int
     batch_size: int
     batch_tasks: int
+    batch_accounts: str
     clients: int
     http_workers: list[int]
     wrk: str | None
-    skip_http: bool
+    phases: set[str]
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -754,17 +868,34 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16, help="(a), (a'), (b)")
     parser.add_argument("--batch-size", type=int, default=1000, help="(c)")
-    parser.add_argument("--batch-tasks", type=int, default=3, help="(c)")
+    parser.add_argument("--batch-tasks", type=int, default=2, help="(c)")
+    parser.add_argument(
+        "--batch-accounts",
+        choices=("partitioned", "shared"),
+        default="partitioned",
+        help="(c): each task on its own slice of the accounts, or all tasks on all of them",
+    )
     parser.add_argument("--clients", type=int, default=32, help="(d)")
     parser.add_argument("--http-workers", default="1,2", help="(d): uvicorn worker counts")
     parser.add_argument("--no-wrk", action="store_true", help="(d): the asyncio client")
-    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--phases", default="a,a',b,c,d", help="which phases to run")
+    parser.add_argument("--skip-http", action="store_true", help="the same as without d")
     args = parser.parse_args(argv)
     duration = args.duration or (3.0 if args.quick else 10.0)
     warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
     workers = [int(w) for w in args.http_workers.split(",") if w.strip()]
+    phases = {phase.strip() for phase in args.phases.split(",") if phase.strip()}
+    if args.skip_http:
+        phases.discard("d")
+    if not phases <= {"a", "a'", "b", "c", "d"}:
+        parser.error("--phases: a comma-separated subset of a,a',b,c,d")
     if not (2 <= args.accounts <= 99_999 and 1 <= args.batch_size <= ledger.BATCH_SIZE_MAX):
         parser.error("--accounts must be 2..99999 and --batch-size 1..8190")
+    bounded = 1 <= args.concurrency <= 64 and 1 <= args.batch_tasks <= 16
+    if not (bounded and 1 <= args.clients <= 512):
+        parser.error("--concurrency 1..64, --batch-tasks 1..16, --clients 1..512")
+    if args.accounts // args.batch_tasks < 2:
+        parser.error("too few accounts for --batch-tasks")
     if not (0 < duration <= 600 and 0 <= warmup <= 60 and all(1 <= w <= 8 for w in workers)):
         parser.error("--duration 0..600, --warmup 0..60, --http-workers each 1..8")
     return Options(
@@ -775,10 +906,11 @@ def parse_args(argv: list[str]) -> Options:
         concurrency=args.concurrency,
         batch_size=args.batch_size,
         batch_tasks=args.batch_tasks,
+        batch_accounts=args.batch_accounts,
         clients=args.clients,
         http_workers=workers,
         wrk=None if args.no_wrk else shutil.which("wrk"),
-        skip_http=args.skip_http,
+        phases=phases,
     )
 
 
@@ -787,9 +919,10 @@ def progress(result: Result) -> None:
         print(f"  {result.title}: FAILED ({result.failed})", flush=True)
         return
     errors = f", errors {dict(result.errors)}" if result.errors else ""
+    others = f", other processes {result.others:.2f} cores" if result.others is not None else ""
     print(
         f"  {result.title}: {result.rate:,.0f} transfers/s, p50 {fmt_ms(result.p50_ms)}, "
-        f"p99 {fmt_ms(result.p99_ms)} per {result.unit}{errors}",
+        f"p99 {fmt_ms(result.p99_ms)} per {result.unit}{errors}{others}",
         flush=True,
     )
 
@@ -803,10 +936,12 @@ def fmt_ms(value: float | None) -> str:
 
 async def run_phases(options: Options, url: str, log_path: Path, servers: list[Server]) -> None:
     dsn = dsn_of(url)
+    WATCH.database = make_url(url).database or ""
     logs.configure("WARNING", json=True)
     db = Database(Settings(database_url=url, run_worker=False, log_level="WARNING"))
     warmup, duration, n = options.warmup, options.duration, options.accounts
     results: dict[str, Result] = {}
+    chain_ok: bool | None = None
     try:
         print(f"setup: {n:,} accounts funded from {CLEARING_ID}", flush=True)
         token = await setup_ledger(db, n)
@@ -824,6 +959,8 @@ async def run_phases(options: Options, url: str, log_path: Path, servers: list[S
         ]
         seq_before_a = seq_after_a = 0
         for key, title, work in raw_phases:
+            if key not in options.phases:
+                continue
             await checkpoint(dsn)
             if key == "a":
                 seq_before_a = await journal_seq(dsn)
@@ -835,37 +972,53 @@ async def run_phases(options: Options, url: str, log_path: Path, servers: list[S
                 seq_after_a = await journal_seq(dsn)
             progress(results[key])
 
-        await checkpoint(dsn)
-        result = Result("b", "(b) service, single transfers", f"{options.concurrency} tasks", "tx")
-        results["b"] = await run_service(result, db, n, options.concurrency, 1, warmup, duration)
-        progress(results["b"])
+        if "b" in options.phases:
+            await checkpoint(dsn)
+            result = Result(
+                "b", "(b) service, single transfers", f"{options.concurrency} tasks", "tx"
+            )
+            results["b"] = await run_service(
+                result, db, n, options.concurrency, 1, warmup, duration
+            )
+            progress(results["b"])
 
-        await checkpoint(dsn)
-        result = Result(
-            "c",
-            f"(c) service, batches of {options.batch_size:,}",
-            f"{options.batch_tasks} tasks",
-            "batch",
-        )
-        results["c"] = await run_service(
-            result, db, n, options.batch_tasks, options.batch_size, warmup, duration
-        )
-        progress(results["c"])
+        if "c" in options.phases:
+            await checkpoint(dsn)
+            partitioned = options.batch_accounts == "partitioned"
+            result = Result(
+                "c",
+                f"(c) service, batches of {options.batch_size:,}",
+                f"{options.batch_tasks} task{'s' if options.batch_tasks > 1 else ''}",
+                "batch",
+                note=(
+                    f"each task on its own {n // options.batch_tasks:,} accounts"
+                    if partitioned and options.batch_tasks > 1
+                    else ""
+                ),
+            )
+            results["c"] = await run_service(
+                result, db, n, options.batch_tasks, options.batch_size, warmup, duration,
+                partitioned,
+            )  # fmt: skip
+            progress(results["c"])
 
-        # The raw baseline wrote into the service's chain: check that it kept the chain whole,
-        # through the first entry the service wrote after it.
-        verified = await db.read(
-            lambda s: ledger.verify_chain(s, seq_before_a + 1, seq_after_a + 1)
-        )
-        print(
-            f"  chain check over the (a) entries: {'ok' if verified.ok else 'BROKEN'} "
-            f"({verified.entries:,} entries{'' if verified.ok else f', {verified.first_broken}'})",
-            flush=True,
-        )
+        if "a" in results:
+            # The raw baseline wrote into the service's chain: check that it kept the chain
+            # whole, through the first entry written after it.
+            verified = await db.read(
+                lambda s: ledger.verify_chain(s, seq_before_a + 1, seq_after_a + 1)
+            )
+            chain_ok = verified.ok
+            broken = "" if verified.ok else f", {verified.first_broken}"
+            print(
+                f"  chain check over the (a) entries: {'ok' if verified.ok else 'BROKEN'} "
+                f"({verified.entries:,} entries{broken})",
+                flush=True,
+            )
 
-        http: list[Result] = []
-        if not options.skip_http:
+        if "d" in options.phases:
             await db.dispose()  # the server gets the connections
+            http: list[Result] = []
             for workers in options.http_workers:
                 await checkpoint(dsn)
                 http.append(
@@ -891,7 +1044,7 @@ async def run_phases(options: Options, url: str, log_path: Path, servers: list[S
             for other in http:
                 if other.key != "d":
                     results[other.key] = other
-        report(options, results, str(server_version), verified.ok)
+        report(options, results, str(server_version), chain_ok)
     finally:
         await db.dispose()
 
@@ -901,17 +1054,14 @@ def verdict(ok: bool) -> str:
 
 
 def report(
-    options: Options, results: dict[str, Result], server_version: str, chain_ok: bool
+    options: Options, results: dict[str, Result], server_version: str, chain_ok: bool | None
 ) -> None:
     a, b, c, d = (results.get(k) for k in ("a", "b", "c", "d"))
     targets: dict[str, tuple[str, str]] = {"a": ("baseline", ""), "a'": ("reference", "")}
     ratio = None
     if a and b and not a.failed and not b.failed and a.rate > 0:
         ratio = b.rate / a.rate
-        targets["b"] = (
-            f"≥ 50% of (a): {ratio:.0%}",
-            verdict(ratio >= TARGET_RATIO),
-        )
+        targets["b"] = (f"≥ 50% of (a): {ratio:.0%}", verdict(ratio >= TARGET_RATIO))
     elif b:
         targets["b"] = ("≥ 50% of (a): -", "MISS")
     if c:
@@ -925,47 +1075,70 @@ def report(
             f"≥ {TARGET_HTTP_RATE:,}/s, p99 ≤ {TARGET_HTTP_P99_MS:.0f} ms",
             verdict(not d.failed and d.rate >= TARGET_HTTP_RATE and p99_ok),
         )
-    elif not options.skip_http:
+    elif "d" in options.phases:
         targets["d"] = ("≥ 1,000/s, p99 ≤ 50 ms", "MISS")
 
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     print()
     print(
-        f"Ledger benchmark: PostgreSQL {server_version.split()[0]}, {os.cpu_count()} CPUs, "
-        f"{options.accounts:,} accounts (random pairs), {options.duration:g} s per phase "
-        f"after {options.warmup:g} s warm-up, event loop {loop}"
+        f"Ledger benchmark: PostgreSQL {server_version.split()[0]}, {os.cpu_count()} CPUs "
+        f"shared by client, server and database; {options.accounts:,} accounts, random pairs; "
+        f"{options.duration:g} s per phase after {options.warmup:g} s warm-up; {loop} loop."
     )
     print()
-    print("| Phase | Concurrency | Transfers/s | p50 | p99 | Target | Result |")
-    print("|---|---|---:|---:|---:|---|---|")
+    print(
+        "| Phase | Concurrency | Transfers/s | p50 | p99 | CPU µs/transfer: client, server, "
+        "PostgreSQL | Target | Result |"
+    )
+    print("|---|---|---:|---:|---:|---:|---|---|")
     others = sorted(k for k in results if k.startswith("d") and k != "d")
-    order = ["a'", "a", "b", "c", "d", *others]
-    for key in order:
+    for key in ["a'", "a", "b", "c", "d", *others]:
         r = results.get(key)
         if r is None:
             continue
         title = r.title + (f" ({r.note})" if r.note else "")
         if key == "d":
-            title += " — the better"
+            title += ", the better"
         elif key.startswith("d"):
-            title += " — for reference"
+            title += ", for reference"
         target, outcome = targets.get(key, ("", ""))
         if r.failed:
-            print(f"| {title} | {r.concurrency} | failed | - | - | {target} | MISS |")
+            print(f"| {title} | {r.concurrency} | failed | - | - | - | {target} | MISS |")
             continue
         unit = f"/{r.unit}"
         errors = f" ({sum(r.errors.values())} errors)" if r.errors else ""
+        cpu = ", ".join(
+            "-" if (us := r.cpu_us(role)) is None or us < 0.5 else f"{us:,.0f}"
+            for role in CpuWatch.ROLES
+        )
         print(
             f"| {title} | {r.concurrency} | {r.rate:,.0f}{errors} | {fmt_ms(r.p50_ms)}{unit} "
-            f"| {fmt_ms(r.p99_ms)}{unit} | {target} | {outcome} |"
+            f"| {fmt_ms(r.p99_ms)}{unit} | {cpu} | {target} | {outcome} |"
         )
-    if "b" in targets and ratio is not None:
-        print()
-        chain = "ok" if chain_ok else "BROKEN"
-        print(f"(b)/(a) = {ratio:.2f}; the hash chain over the raw-SQL entries: {chain}")
+    print()
+    print(
+        "CPU per transfer, from /proc over the measured window: client = this process (all of "
+        "the Python of (a), (a'), (b), (c)), plus wrk for (d); server = uvicorn and its workers; "
+        "PostgreSQL = the bench database's backends (not the WAL writer or checkpointer)."
+    )
+    if ratio is not None:
+        print(f"(b)/(a) = {ratio:.2f}.")
+    if chain_ok is not None:
+        print(f"The hash chain across the raw-SQL entries is {'whole' if chain_ok else 'BROKEN'}.")
     if a and results.get("a'") and a.rate > 0:
         plain = results["a'"]
-        print(f"(a')/(a) = {plain.rate / a.rate:.2f}: what the journal lock and chain cost")
+        print(
+            f"(a')/(a) = {plain.rate / a.rate:.2f}: what the idempotency read, the account locks, "
+            "the journal lock and the chain cost at the SQL level."
+        )
+    others = {k: r.others for k, r in results.items() if r.others is not None}
+    if others:
+        used = ", ".join(f"{k} {v:.2f}" for k, v in others.items())
+        noisy = max(others.values()) > NOISE_CORES
+        print(
+            f"CPU cores used by other processes during each phase: {used}"
+            + (" — NOISY: other work shared the machine; rerun on a quiet one." if noisy else ".")
+        )
 
 
 def main(argv: list[str]) -> int:
@@ -978,6 +1151,7 @@ def main(argv: list[str]) -> int:
     servers: list[Server] = []
     log_path = Path(tempfile.gettempdir()) / f"{name}.server.log"
     print(f"database {name} on {make_url(admin_url).host or 'a local socket'}", flush=True)
+    signal.signal(signal.SIGTERM, _interrupted)  # clean up on SIGTERM as on Ctrl-C
     asyncio.run(admin_execute(admin_dsn, f'CREATE DATABASE "{name}"'))
     try:
         command.upgrade(alembic_config(url), "head")  # its env.py runs an event loop of its own
@@ -991,6 +1165,10 @@ def main(argv: list[str]) -> int:
             log_path.unlink()
         print(f"database {name} dropped", flush=True)
     return 0
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @contextlib.contextmanager
@@ -1007,4 +1185,8 @@ def loop_runner() -> Iterator[asyncio.Runner]:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        print("interrupted; the bench database is dropped", file=sys.stderr)
+        sys.exit(130)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator
 
@@ -81,6 +82,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         docking = services.docking
         assert docking is not None
         await docking.rebuild()
+        # What start-up built lives as long as the process: keep the collector off it, so a
+        # full collection never walks it inside a ledger write.
+        gc.freeze()
         tasks = (
             [
                 asyncio.create_task(worker.run(db, clock, settings.worker_interval_s)),

@@ -61,7 +61,8 @@ class Services:
     docking: DockingRuntime | None = None
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain `def` dependency on a thread pool, per request.
     found: Services = request.app.state.services
     return found
 

@@ -3,25 +3,30 @@ FX moves and chain verification. Functions take the caller's session and never c
 state change and its money move commit together. The ledger calls no other domain.
 
 Locking, on PostgreSQL: the accounts a batch touches are locked `FOR UPDATE` in id order (so two
-batches never deadlock on each other's accounts), then the journal head is taken with one
-transaction-scoped advisory lock, last, so it is held only for the insert and the commit. Holding it
-is what makes `seq` gapless and the hash chain a single line. On SQLite the writer lock taken at
-BEGIN IMMEDIATE serialises everything already.
+batches never deadlock on each other's accounts) and their new totals written; then the journal head
+is taken with one transaction-scoped advisory lock, last, so it is held only for the head read, the
+chain, the insert and the commit. Holding it is what makes `seq` gapless and the hash chain a single
+line. On SQLite the writer lock taken at BEGIN IMMEDIATE serialises everything already. The SQL of
+the write path is in `repository` (asyncpg on PostgreSQL, SQLAlchemy Core elsewhere).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Row, Table, and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import Row, Table, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.errors import DomainError
+from exchange.ledger import repository
 from exchange.ledger.models import Account, FxRate, Hold, Transfer, TransferKind
+from exchange.ledger.repository import JOURNAL_LOCK as JOURNAL_LOCK
+from exchange.ledger.repository import AccountRow, TransferRow
 from exchange.ledger.rules import (
     GENESIS_HASH,
     Entry,
@@ -34,7 +39,7 @@ from exchange.ledger.rules import (
 from exchange.money import exponent
 
 BATCH_SIZE_MAX = 8190
-JOURNAL_LOCK = (0x6C656467, 1)  # pg_advisory_xact_lock(namespace 'ledg', journal head)
+PLAN_SLICE_TRANSFERS = 256  # transfers planned between two yields to the event loop
 EXPIRED_CODE = "hold_expired"
 
 _accounts = cast(Table, Account.__table__)
@@ -261,7 +266,7 @@ async def list_accounts(
     return list((await session.scalars(query)).all())
 
 
-def totals_of(account: Account | Row[Any]) -> Totals:
+def totals_of(account: Account | AccountRow | Row[Any]) -> Totals:
     return Totals(
         account.debits_pending,
         account.debits_posted,
@@ -274,15 +279,40 @@ def totals_of(account: Account | Row[Any]) -> Totals:
 # Transfers
 
 
+class _Planned(NamedTuple):
+    """A new journal entry as planned: everything but its seq, time, totals after and hash."""
+
+    id: str
+    kind: str
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    currency: str
+    code: str
+    reference: str | None
+    pending_id: str | None
+    timeout_s: int | None
+    fx_rate_id: str | None
+
+
+_TotalsAfter = tuple[int, int, int, int]
+_LIMITS = {(dr, cr): Limits(dr, cr) for dr in (False, True) for cr in (False, True)}
+
+# A planned entry fills an Entry and a TransferRow positionally: their fields must line up.
+assert _Planned._fields == TransferRow._fields[1:12]
+assert _Planned._fields == tuple(f.name for f in fields(Entry))[1:12]
+
+
 @dataclass(slots=True)
 class _Plan:
     """What a batch will write, worked out in memory before anything is written."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[tuple[_Planned, _TotalsAfter, _TotalsAfter]] = field(default_factory=list)
     totals: dict[str, Totals] = field(default_factory=dict)
+    limits: dict[str, Limits] = field(default_factory=dict)
     touched: set[str] = field(default_factory=set)
     holds_opened: list[tuple[str, int]] = field(default_factory=list)
-    holds_closed: list[str] = field(default_factory=list)
+    holds_closed: set[str] = field(default_factory=set)  # the holds `entries` resolve
 
 
 async def create_transfers(
@@ -292,44 +322,57 @@ async def create_transfers(
     which failed and why. Transfers that already exist with the same fields are returned as they
     are (idempotency by id); if all exist, nothing is written and `created` is False."""
     assert 0 < len(specs) <= BATCH_SIZE_MAX
-    failures = _duplicate_ids(specs)
-    if failures:
-        raise TransfersRefused(failures)
+    assert now.tzinfo is not None, "naive datetimes are not stored"
     ids = [_spec_id(spec) for spec in specs]
+    if len(set(ids)) < len(ids):
+        raise TransfersRefused(_duplicate_ids(ids))
+    journal = await repository.journal(session)
     pending_ids = sorted({spec.pending_id for spec in specs if isinstance(spec, ResolveSpec)})
-    pendings = {row.id: row for row in await _load_transfers(session, pending_ids)}
+    pendings = {row.id: row for row in await journal.transfers(pending_ids)}
 
-    account_ids = _account_ids(specs, pendings)
-    accounts = await _lock_accounts(session, account_ids)
+    locked = await journal.lock_accounts(_account_ids(specs, pendings))
     # Read after the locks: a request with the same ids that committed while this one waited
     # is found here and replayed (each statement sees what committed before it began).
-    existing = {row.id: row for row in await _load_transfers(session, ids)}
-    resolutions = await _load_resolutions(session, pending_ids)
+    existing = {row.id: row for row in await journal.transfers(ids)}
+    # Also after the locks: every resolution of a hold locks the hold's accounts first.
+    resolutions = {row.pending_id: row for row in await journal.resolutions(pending_ids)}
 
-    plan = _Plan(totals={a.id: totals_of(a) for a in accounts.values()})
+    accounts = {account.id: account for account in locked}
+    plan = _Plan(
+        totals={account.id: totals_of(account) for account in locked},
+        limits={
+            account.id: _LIMITS[
+                account.debits_must_not_exceed_credits, account.credits_must_not_exceed_debits
+            ]
+            for account in locked
+        },
+    )
     failures = []
     for index, spec in enumerate(specs):
+        if index and not index % PLAN_SLICE_TRANSFERS:
+            # Let other tasks of this process run: one may hold the journal head and only wait
+            # to send its next statement (or COMMIT); planning a whole batch takes milliseconds.
+            await asyncio.sleep(0)
         failure = _plan_one(index, spec, existing, pendings, accounts, resolutions, plan, now)
         if failure is not None:
             failures.append(failure)
     if failures:
         raise TransfersRefused(failures)
-    written = await _write(session, plan, now) if plan.rows else []
-    views = [_view(row, None) for row in written]
-    if existing:
-        views += await _with_status(session, await _load_transfers(session, list(existing)))
-    return BatchResult(transfers=_ordered(views, ids), created=bool(written))
+    written = await _write(journal, plan, now) if plan.entries else []
+    views = [_view(row, None) for row in written]  # a new hold is not resolved yet
+    if existing:  # else the new entries are in the batch's order already
+        views = _ordered(views + await _with_status(journal, list(existing.values())), ids)
+    return BatchResult(transfers=views, created=bool(written))
 
 
 def _spec_id(spec: AnySpec) -> str:
     return spec.transfer_id if isinstance(spec, ResolveSpec) else spec.id
 
 
-def _duplicate_ids(specs: Sequence[AnySpec]) -> list[Failure]:
+def _duplicate_ids(ids: Sequence[str]) -> list[Failure]:
     seen: dict[str, int] = {}
     failures = []
-    for index, spec in enumerate(specs):
-        transfer_id = _spec_id(spec)
+    for index, transfer_id in enumerate(ids):
         if transfer_id in seen:
             failures.append(
                 Failure(
@@ -345,50 +388,26 @@ def _duplicate_ids(specs: Sequence[AnySpec]) -> list[Failure]:
     return failures
 
 
-def _account_ids(specs: Sequence[AnySpec], pendings: dict[str, Row[Any]]) -> list[str]:
+def _account_ids(specs: Sequence[AnySpec], pendings: dict[str, TransferRow]) -> list[str]:
     ids: set[str] = set()
     for spec in specs:
         if isinstance(spec, TransferSpec):
-            ids.update((spec.debit_account_id, spec.credit_account_id))
+            ids.add(spec.debit_account_id)
+            ids.add(spec.credit_account_id)
         elif spec.pending_id in pendings:
             pending = pendings[spec.pending_id]
-            ids.update((pending.debit_account_id, pending.credit_account_id))
+            ids.add(pending.debit_account_id)
+            ids.add(pending.credit_account_id)
     return sorted(ids)
-
-
-async def _load_transfers(session: AsyncSession, ids: Sequence[str]) -> list[Row[Any]]:
-    if not ids:
-        return []
-    result = await session.execute(select(_transfers).where(_transfers.c.id.in_(ids)))
-    return list(result.all())
-
-
-async def _lock_accounts(session: AsyncSession, ids: list[str]) -> dict[str, Row[Any]]:
-    """Lock the accounts in id order: a fixed order means two batches cannot deadlock here."""
-    if not ids:
-        return {}
-    query = select(_accounts).where(_accounts.c.id.in_(ids)).order_by(_accounts.c.id)
-    if _on_postgres(session):
-        query = query.with_for_update()
-    return {row.id: row for row in (await session.execute(query)).all()}
-
-
-async def _load_resolutions(session: AsyncSession, pending_ids: list[str]) -> dict[str, Row[Any]]:
-    """The post or void that resolved each hold; read after the accounts are locked, because
-    every resolution of a hold locks the hold's accounts first."""
-    if not pending_ids:
-        return {}
-    query = select(_transfers).where(_transfers.c.pending_id.in_(pending_ids))
-    return {row.pending_id: row for row in (await session.execute(query)).all()}
 
 
 def _plan_one(
     index: int,
     spec: AnySpec,
-    existing: dict[str, Row[Any]],
-    pendings: dict[str, Row[Any]],
-    accounts: dict[str, Row[Any]],
-    resolutions: dict[str, Row[Any]],
+    existing: dict[str, TransferRow],
+    pendings: dict[str, TransferRow],
+    accounts: dict[str, AccountRow],
+    resolutions: dict[str | None, TransferRow],
     plan: _Plan,
     now: datetime,
 ) -> Failure | None:
@@ -435,30 +454,34 @@ def _plan_one(
     assert spec.timeout_s is None or (spec.pending and spec.timeout_s > 0)
     return _plan_apply(
         index,
-        transfer_id,
         spec.kind,
         spec.amount,
         0,
         debit,
         credit,
         plan,
-        {
-            "pending_id": None,
-            "code": spec.code,
-            "reference": spec.reference,
-            "timeout_s": spec.timeout_s,
-            "fx_rate_id": spec.fx_rate_id,
-        },
-        now,
+        _Planned(
+            transfer_id,
+            spec.kind.value,
+            debit.id,
+            credit.id,
+            spec.amount,
+            debit.currency,
+            spec.code,
+            spec.reference,
+            None,
+            spec.timeout_s,
+            spec.fx_rate_id,
+        ),
     )
 
 
 def _plan_resolve(
     index: int,
     spec: ResolveSpec,
-    pendings: dict[str, Row[Any]],
-    accounts: dict[str, Row[Any]],
-    resolutions: dict[str, Row[Any]],
+    pendings: dict[str, TransferRow],
+    accounts: dict[str, AccountRow],
+    resolutions: dict[str | None, TransferRow],
     plan: _Plan,
     now: datetime,
 ) -> Failure | None:
@@ -478,7 +501,7 @@ def _plan_resolve(
             "pending_id",
         )
     resolution = resolutions.get(pending.id)
-    if resolution is None and any(r.get("pending_id") == pending.id for r in plan.rows):
+    if resolution is None and pending.id in plan.holds_closed:
         return fail(
             "pending_transfer_resolved_in_batch",
             409,
@@ -509,78 +532,68 @@ def _plan_resolve(
             "amount",
         )
     assert amount > 0
+    debit = accounts[pending.debit_account_id]
+    credit = accounts[pending.credit_account_id]
     return _plan_apply(
         index,
-        transfer_id,
         spec.kind,
         amount,
         pending.amount,
-        accounts[pending.debit_account_id],
-        accounts[pending.credit_account_id],
+        debit,
+        credit,
         plan,
-        {
-            "pending_id": pending.id,
-            "code": spec.code or pending.code,
-            "reference": pending.reference,
-            "timeout_s": None,
-            "fx_rate_id": pending.fx_rate_id,
-        },
-        now,
+        _Planned(
+            transfer_id,
+            spec.kind.value,
+            debit.id,
+            credit.id,
+            amount,
+            debit.currency,
+            spec.code or pending.code,
+            pending.reference,
+            pending.id,
+            None,
+            pending.fx_rate_id,
+        ),
     )
 
 
 def _plan_apply(
     index: int,
-    transfer_id: str,
     kind: TransferKind,
     amount: int,
     pending_amount: int,
-    debit: Row[Any],
-    credit: Row[Any],
+    debit: AccountRow,
+    credit: AccountRow,
     plan: _Plan,
-    extra: dict[str, Any],
-    now: datetime,
+    planned: _Planned,
 ) -> Failure | None:
     debit_totals = plan.totals[debit.id].copy()
     credit_totals = plan.totals[credit.id].copy()
     apply(kind, amount, pending_amount, debit_totals, credit_totals)
-    for account, totals, name in (
-        (debit, debit_totals, "debit_account_id"),
-        (credit, credit_totals, "credit_account_id"),
-    ):
-        limits = Limits(
-            account.debits_must_not_exceed_credits, account.credits_must_not_exceed_debits
+    account, name = debit, "debit_account_id"
+    breach = limit_breach(plan.limits[debit.id], debit_totals)
+    if breach is None:
+        account, name = credit, "credit_account_id"
+        breach = limit_breach(plan.limits[credit.id], credit_totals)
+    if breach is not None:
+        return Failure(
+            index,
+            planned.id,
+            breach,
+            409 if breach != "overflow" else 422,
+            f"account {account.id} would pass its limit ({breach})",
+            (name,),
         )
-        breach = limit_breach(limits, totals)
-        if breach is not None:
-            return Failure(
-                index,
-                transfer_id,
-                breach,
-                409 if breach != "overflow" else 422,
-                f"account {account.id} would pass its limit ({breach})",
-                (name,),
-            )
     plan.totals[debit.id] = debit_totals
     plan.totals[credit.id] = credit_totals
-    plan.touched.update((debit.id, credit.id))
-    plan.rows.append(
-        {
-            "id": transfer_id,
-            "kind": kind.value,
-            "debit_account_id": debit.id,
-            "credit_account_id": credit.id,
-            "amount": amount,
-            "currency": debit.currency,
-            "debit_after": debit_totals.as_tuple(),
-            "credit_after": credit_totals.as_tuple(),
-            **extra,
-        }
-    )
-    if kind is TransferKind.pending and extra["timeout_s"] is not None:
-        plan.holds_opened.append((transfer_id, extra["timeout_s"]))
-    if extra["pending_id"] is not None:
-        plan.holds_closed.append(extra["pending_id"])
+    plan.touched.add(debit.id)
+    plan.touched.add(credit.id)
+    plan.entries.append((planned, debit_totals.as_tuple(), credit_totals.as_tuple()))
+    if kind is TransferKind.pending and planned.timeout_s is not None:
+        plan.holds_opened.append((planned.id, planned.timeout_s))
+    if planned.pending_id is not None:
+        plan.holds_closed.add(planned.pending_id)
     return None
 
 
@@ -596,7 +609,9 @@ _COMPARED_FIELDS = (
 )
 
 
-def _differing_fields(spec: AnySpec, row: Row[Any], pendings: dict[str, Row[Any]]) -> list[str]:
+def _differing_fields(
+    spec: AnySpec, row: TransferRow, pendings: dict[str, TransferRow]
+) -> list[str]:
     if isinstance(spec, ResolveSpec):
         differing = []
         if row.kind != spec.kind or row.pending_id != spec.pending_id:
@@ -612,115 +627,38 @@ def _differing_fields(spec: AnySpec, row: Row[Any], pendings: dict[str, Row[Any]
     return differing
 
 
-async def _journal_head(session: AsyncSession) -> tuple[int, str, datetime | None]:
-    """Take the journal head (PostgreSQL: the advisory lock) and read the last entry."""
-    if _on_postgres(session):
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
-            {"namespace": JOURNAL_LOCK[0], "key": JOURNAL_LOCK[1]},
-        )
-    query = (
-        select(_transfers.c.seq, _transfers.c.hash, _transfers.c.created_at)
-        .order_by(_transfers.c.seq.desc())
-        .limit(1)
+async def _write(journal: repository.Journal, plan: _Plan, now: datetime) -> list[TransferRow]:
+    # Write the locked accounts' totals and close the resolved holds before taking the journal
+    # head: the head is held until COMMIT and admits one writer at a time, so it should cover
+    # only the head read, the chain and the insert.
+    await journal.update_totals(
+        [(account_id, *plan.totals[account_id].as_tuple()) for account_id in sorted(plan.touched)]
     )
-    head = (await session.execute(query)).first()
-    if head is None:
-        return 0, GENESIS_HASH, None
-    return head.seq, head.hash, head.created_at
-
-
-async def _write(session: AsyncSession, plan: _Plan, now: datetime) -> list[dict[str, Any]]:
-    seq, previous_hash, head_at = await _journal_head(session)
+    if plan.holds_closed:
+        await journal.close_holds(sorted(plan.holds_closed))
+    seq, previous_hash, head_at = await journal.lock_head() or (0, GENESIS_HASH, None)
     # Timestamps never go back along the chain, so "as of" can cut the journal by time.
     created_at = now if head_at is None or now >= head_at else head_at
     rows = []
-    for planned in plan.rows:
+    for planned, debit_after, credit_after in plan.entries:
         seq += 1
-        debit_after = planned.pop("debit_after")
-        credit_after = planned.pop("credit_after")
-        entry = Entry(
-            seq=seq,
-            id=planned["id"],
-            kind=planned["kind"],
-            debit_account_id=planned["debit_account_id"],
-            credit_account_id=planned["credit_account_id"],
-            amount=planned["amount"],
-            currency=planned["currency"],
-            code=planned["code"],
-            reference=planned["reference"],
-            pending_id=planned["pending_id"],
-            timeout_s=planned["timeout_s"],
-            fx_rate_id=planned["fx_rate_id"],
-            created_at=created_at,
-            debit_after=debit_after,
-            credit_after=credit_after,
-        )
+        entry = Entry(seq, *planned, created_at, debit_after, credit_after)
         previous_hash = chain_hash(previous_hash, entry)
-        rows.append(_entry_row(entry, previous_hash))
-    await session.execute(
-        update(_accounts)
-        .where(_accounts.c.id == bindparam("account_id"))
-        .values(
-            debits_pending=bindparam("dp"),
-            debits_posted=bindparam("dpo"),
-            credits_pending=bindparam("cp"),
-            credits_posted=bindparam("cpo"),
-        ),
-        [
-            {
-                "account_id": account_id,
-                "dp": totals.debits_pending,
-                "dpo": totals.debits_posted,
-                "cp": totals.credits_pending,
-                "cpo": totals.credits_posted,
-            }
-            for account_id in sorted(plan.touched)
-            for totals in (plan.totals[account_id],)
-        ],
-    )
-    await session.execute(insert(_transfers), rows)
-    if plan.holds_closed:
-        await session.execute(delete(_holds).where(_holds.c.transfer_id.in_(plan.holds_closed)))
+        rows.append(
+            TransferRow(seq, *planned, created_at, *debit_after, *credit_after, previous_hash)
+        )
+    await journal.append(rows)
     if plan.holds_opened:
-        await session.execute(
-            insert(_holds),
+        await journal.open_holds(
             [
-                {"transfer_id": hold_id, "expires_at": created_at + timedelta(seconds=timeout)}
+                (hold_id, created_at + timedelta(seconds=timeout))
                 for hold_id, timeout in plan.holds_opened
-            ],
+            ]
         )
     return rows
 
 
-def _entry_row(entry: Entry, entry_hash: str) -> dict[str, Any]:
-    return {
-        "seq": entry.seq,
-        "id": entry.id,
-        "kind": entry.kind,
-        "debit_account_id": entry.debit_account_id,
-        "credit_account_id": entry.credit_account_id,
-        "amount": entry.amount,
-        "currency": entry.currency,
-        "code": entry.code,
-        "reference": entry.reference,
-        "pending_id": entry.pending_id,
-        "timeout_s": entry.timeout_s,
-        "fx_rate_id": entry.fx_rate_id,
-        "created_at": entry.created_at,
-        "dr_debits_pending": entry.debit_after[0],
-        "dr_debits_posted": entry.debit_after[1],
-        "dr_credits_pending": entry.debit_after[2],
-        "dr_credits_posted": entry.debit_after[3],
-        "cr_debits_pending": entry.credit_after[0],
-        "cr_debits_posted": entry.credit_after[1],
-        "cr_credits_pending": entry.credit_after[2],
-        "cr_credits_posted": entry.credit_after[3],
-        "hash": entry_hash,
-    }
-
-
-def entry_of(row: Row[Any]) -> Entry:
+def entry_of(row: Row[Any] | TransferRow) -> Entry:
     return Entry(
         seq=row.seq,
         id=row.id,
@@ -759,45 +697,52 @@ def _ordered(views: list[TransferView], ids: Sequence[str]) -> list[TransferView
     return [by_id[i] for i in ids]
 
 
-async def _with_status(session: AsyncSession, rows: list[Row[Any]]) -> list[TransferView]:
+async def _with_status(journal: repository.Journal, rows: list[TransferRow]) -> list[TransferView]:
     held = [row.id for row in rows if row.kind == TransferKind.pending]
-    resolutions = await _load_resolutions(session, held) if held else {}
-    return [_view(cast(Mapping[str, Any], row._mapping), resolutions.get(row.id)) for row in rows]
+    resolutions = {row.pending_id: row for row in await journal.resolutions(held)}
+    return [_view(row, resolutions.get(row.id)) for row in rows]
 
 
-def _view(row: Mapping[str, Any], resolution: Row[Any] | None) -> TransferView:
-    kind = TransferKind(row["kind"])
-    if kind is TransferKind.pending:
-        if resolution is None:
-            status = "pending"
-        else:
-            status = "posted" if resolution.kind == TransferKind.post_pending else "voided"
+_KINDS = {kind.value: kind for kind in TransferKind}
+_STATUS = {  # by kind; a hold's changes when it resolves
+    TransferKind.single: "posted",
+    TransferKind.pending: "pending",
+    TransferKind.post_pending: "posted",
+    TransferKind.void_pending: "voided",
+}
+
+
+def _view(row: TransferRow, resolution: TransferRow | None) -> TransferView:
+    kind = _KINDS[row.kind]
+    if kind is TransferKind.pending and resolution is not None:
+        status = "posted" if resolution.kind == TransferKind.post_pending else "voided"
     else:
-        status = "voided" if kind is TransferKind.void_pending else "posted"
+        status = _STATUS[kind]
     return TransferView(
-        id=row["id"],
-        seq=row["seq"],
+        id=row.id,
+        seq=row.seq,
         kind=kind,
         status=status,
-        debit_account_id=row["debit_account_id"],
-        credit_account_id=row["credit_account_id"],
-        amount=row["amount"],
-        currency=row["currency"],
-        code=row["code"],
-        reference=row["reference"],
-        pending_id=row["pending_id"],
-        timeout_s=row["timeout_s"],
-        fx_rate_id=row["fx_rate_id"],
-        timestamp=row["created_at"],
+        debit_account_id=row.debit_account_id,
+        credit_account_id=row.credit_account_id,
+        amount=row.amount,
+        currency=row.currency,
+        code=row.code,
+        reference=row.reference,
+        pending_id=row.pending_id,
+        timeout_s=row.timeout_s,
+        fx_rate_id=row.fx_rate_id,
+        timestamp=row.created_at,
         resolved_by=resolution.id if resolution is not None else None,
     )
 
 
 async def get_transfer(session: AsyncSession, transfer_id: str) -> TransferView | None:
-    rows = await _load_transfers(session, [transfer_id])
+    journal = await repository.journal(session)
+    rows = await journal.transfers([transfer_id])
     if not rows:
         return None
-    return (await _with_status(session, rows))[0]
+    return (await _with_status(journal, rows))[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -835,8 +780,8 @@ async def list_account_transfers(
     if filters.until is not None:
         conditions.append(_transfers.c.created_at < filters.until)
     query = select(_transfers).where(and_(*conditions)).order_by(_transfers.c.seq).limit(limit)
-    rows = list((await session.execute(query)).all())
-    return await _with_status(session, rows)
+    rows = [TransferRow._make(row) for row in await session.execute(query)]
+    return await _with_status(await repository.journal(session), rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1129,7 +1074,7 @@ async def create_fx_transfer(
         raise TransfersRefused([refuse])
     assert debit is not None and credit is not None
     if rate_id is None:
-        earlier = await _load_transfers(session, [out_id])
+        earlier = await (await repository.journal(session)).transfers([out_id])
         rate_id = earlier[0].fx_rate_id if earlier else None
     fx_rate = await find_fx_rate(session, debit.currency, credit.currency, rate_id)
     converted = convert(amount, debit.currency, credit.currency, Decimal(fx_rate.rate))
