@@ -101,8 +101,18 @@ def server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
         EXCHANGE_LOG_LEVEL="WARNING",
         EXCHANGE_DB_POOL_SIZE=str(SERVER_POOL_SIZE),
     )
-    command = [sys.executable, "-m", "exchange", "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "exchange",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -130,8 +140,14 @@ def minor_of(transfer: dict[str, Any]) -> int:
 
 
 def transfer_body(debit: str, credit: str, amount: int, **extra: Any) -> dict[str, Any]:
-    return {"id": uid("tr"), "debit_account_id": debit, "credit_account_id": credit,
-            "amount": money(amount), "code": "storm", **extra}
+    return {
+        "id": uid("tr"),
+        "debit_account_id": debit,
+        "credit_account_id": credit,
+        "amount": money(amount),
+        "code": "storm",
+        **extra,
+    }
 
 
 @dataclass
@@ -178,8 +194,14 @@ class Client:
     key: Key
     record: Record
 
-    async def post(self, path: str, body: dict[str, Any], *, key: Key | None = None,
-                   idempotency_key: str | None = None) -> httpx.Response:
+    async def post(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        key: Key | None = None,
+        idempotency_key: str | None = None,
+    ) -> httpx.Response:
         headers = dict((key or self.key).headers)
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
@@ -218,8 +240,9 @@ class Storm:
 Sent = tuple[str, dict[str, Any]]
 
 
-def settle_race(sent: list[Sent], answers: list[httpx.Response],
-                loser_code: Callable[[dict[str, Any]], str]) -> dict[str, Any]:
+def settle_race(
+    sent: list[Sent], answers: list[httpx.Response], loser_code: Callable[[dict[str, Any]], str]
+) -> dict[str, Any]:
     """Exactly one request wins (201). A request equal to the winner's replays its answer (200,
     the same body); any other one is refused with 409 and `loser_code(winner)`."""
     seen = [(a.status_code, a.text[:300]) for a in answers]
@@ -361,8 +384,9 @@ async def _same_idempotency_key(
     assert all(a.status_code == 201 for a in answers), seen
     assert all(a.json() == answers[0].json() for a in answers), seen
     storm.record.accept(answers[0].json())
-    reused = await client.post(TRANSFERS, {**body, "amount": money(minor_of(body) + 1)},
-                               idempotency_key=key)
+    reused = await client.post(
+        TRANSFERS, {**body, "amount": money(minor_of(body) + 1)}, idempotency_key=key
+    )
     assert reused.status_code == 422, reused.text
     assert reused.json()["code"] == "idempotency_key_reused", reused.text
 
@@ -401,8 +425,9 @@ async def account_races(storm: Storm, shared: Key, rng: random.Random) -> None:
             ACCOUNTS, {"owner_type": "listing", "owner_id": owner["id"]}
         )
         assert [a["id"] for a in listed.json()["items"]] == [opened], listed.text
-        reused = await storm.clients[0].post(ACCOUNTS, {**body, "code": "deposit"}, key=shared,
-                                             idempotency_key=key)
+        reused = await storm.clients[0].post(
+            ACCOUNTS, {**body, "code": "deposit"}, key=shared, idempotency_key=key
+        )
         assert reused.status_code == 422, reused.text
         assert reused.json()["code"] == "idempotency_key_reused", reused.text
 
@@ -430,9 +455,7 @@ async def open_accounts(admin: Client) -> tuple[str, list[str], list[str]]:
 
     clearing = await account("external_clearing", False, "clr")
     hot = [await account("available", True, "hot") for _ in range(HOT_ACCOUNTS)]
-    cold = await asyncio.gather(
-        *(account("available", True, "cold") for _ in range(COLD_ACCOUNTS))
-    )
+    cold = await asyncio.gather(*(account("available", True, "cold") for _ in range(COLD_ACCOUNTS)))
     funding = [(a, HOT_FUNDING_MINOR) for a in hot] + [(a, COLD_FUNDING_MINOR) for a in cold]
     answers = await asyncio.gather(
         *(admin.post(TRANSFERS, transfer_body(clearing, a, amount)) for a, amount in funding)
@@ -470,8 +493,10 @@ def expected_totals(accepted: dict[str, dict[str, Any]]) -> dict[str, list[int]]
 
 
 def totals_of(account: dict[str, Any]) -> list[int]:
-    return [to_minor(account[name]["amount"], account["currency"]) for name in
-            ("debits_pending", "debits_posted", "credits_pending", "credits_posted")]
+    return [
+        to_minor(account[name]["amount"], account["currency"])
+        for name in ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+    ]
 
 
 async def all_accounts(client: Client) -> list[dict[str, Any]]:
@@ -507,8 +532,9 @@ async def journal_since(db: Database, after_seq: int) -> tuple[dict[str, int], t
         )
         written = {row.id: row.seq for row in rows}
         shape = await session.execute(
-            text("SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0) "
-                 "FROM ledger_transfer")
+            text(
+                "SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0) FROM ledger_transfer"
+            )
         )
         return written, tuple(int(v) for v in shape.one())
 
@@ -518,8 +544,7 @@ async def journal_since(db: Database, after_seq: int) -> tuple[dict[str, int], t
 async def check_each_id(storm: Storm) -> None:
     """Every accepted id reads back as accepted; every refused id is not in the journal."""
     gate = asyncio.Semaphore(WORKERS)
-    fields = ("id", "seq", "kind", "debit_account_id", "credit_account_id", "amount",
-              "pending_id")
+    fields = ("id", "seq", "kind", "debit_account_id", "credit_account_id", "amount", "pending_id")
 
     async def check(index: int, transfer_id: str) -> None:
         async with gate:
@@ -602,8 +627,9 @@ async def check_afterwards(storm: Storm, admin: Client, db: Database, seq_before
     assert verified.json()["entries"] == last_seq, verified.text
 
 
-async def open_clients(stack: AsyncExitStack, server: Server, keys: list[Key],
-                       record: Record) -> list[Client]:
+async def open_clients(
+    stack: AsyncExitStack, server: Server, keys: list[Key], record: Record
+) -> list[Client]:
     """One client per key, each with a connection pool of its own."""
     clients = []
     for key in keys:
@@ -651,9 +677,7 @@ async def test_one_resolution_sent_by_many_clients_at_once_applies_once_and_repl
     async with AsyncExitStack() as stack:
         clients = await open_clients(stack, server, [operator] * 8, record)
         _, hot, _ = await open_accounts(clients[0])
-        hold = await clients[0].post(
-            TRANSFERS, transfer_body(hot[0], hot[1], 10_00, pending=True)
-        )
+        hold = await clients[0].post(TRANSFERS, transfer_body(hot[0], hot[1], 10_00, pending=True))
         assert hold.status_code == 201, hold.text
         path = f"{TRANSFERS}/{hold.json()['id']}/{action}"
         body = {"id": uid("rs")}
