@@ -13,6 +13,8 @@ from exchange.audit.models import AuditRecord
 from exchange.auth.service import Principal
 
 _records = cast(Table, AuditRecord.__table__)
+# Built once: every state-changing request runs it inside its unit of work.
+_INSERT = insert(_records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,20 +35,20 @@ async def record(
     detail: str | None = None,
 ) -> None:
     principal = actor.principal
-    # A Core insert: this runs inside every state-changing unit of work, so it is kept lean.
     await session.execute(
-        insert(_records).values(
-            at=at,
-            request_id=actor.request_id,
-            key_id=principal.key_id if principal else None,
-            role=principal.role.value if principal else None,
-            party_id=principal.party_id if principal else None,
-            action=action,
-            target=target,
-            outcome=outcome,
-            status=status,
-            detail=detail,
-        )
+        _INSERT,
+        {
+            "at": at,
+            "request_id": actor.request_id,
+            "key_id": principal.key_id if principal else None,
+            "role": principal.role.value if principal else None,
+            "party_id": principal.party_id if principal else None,
+            "action": action,
+            "target": target,
+            "outcome": outcome,
+            "status": status,
+            "detail": detail,
+        },
     )
 
 
