@@ -8,6 +8,10 @@ is taken with one transaction-scoped advisory lock, last, so it is held only for
 chain, the insert and the commit. Holding it is what makes `seq` gapless and the hash chain a single
 line. On SQLite the writer lock taken at BEGIN IMMEDIATE serialises everything already. The SQL of
 the write path is in `repository` (asyncpg on PostgreSQL, SQLAlchemy Core elsewhere).
+
+Totals are written with plain statements, not through the ORM: an `Account` loaded earlier in the
+same session keeps its old totals; read it again (`session.get(Account, id,
+populate_existing=True)`) when a caller needs the new ones.
 """
 
 from __future__ import annotations
