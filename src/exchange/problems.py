@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange.errors import DomainError, problem_body
+from exchange.web import audit_refused_request
 
 log = structlog.get_logger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -44,6 +45,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 async def _domain_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DomainError)
+    await audit_refused_request(request, error.status, error.code, error.detail)
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
     return problem_response(error.problem(request.url.path), headers)
 
@@ -52,6 +54,7 @@ async def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     details = error.errors()
     if any(d.get("type") == "json_invalid" for d in details):
+        await audit_refused_request(request, 400, "malformed_json", "malformed JSON body")
         return problem_response(
             problem_body(
                 400,
@@ -69,6 +72,8 @@ async def _validation_error(request: Request, error: Exception) -> Response:
         }
         for d in details
     ]
+    summary = "; ".join(f"{e['field']}: {e['detail']}" for e in errors)
+    await audit_refused_request(request, 422, "validation_failed", summary)
     body = problem_body(
         422,
         "validation_failed",

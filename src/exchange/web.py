@@ -61,6 +61,11 @@ class Services:
     docking: DockingRuntime | None = None
 
 
+def services_of(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
 async def services(request: Request) -> Services:
     # async on purpose: FastAPI runs a plain `def` dependency on a thread pool, per request.
     found: Services = request.app.state.services
@@ -152,6 +157,7 @@ async def execute(
         )
         return status, body
 
+    request.state.audited = True  # this unit of work writes the request's audit record
     try:
         status, body = await app.db.run(unit)
     except DomainError as error:
@@ -176,6 +182,38 @@ def if_match_version(request: Request) -> int | None:
             errors=[{"field": "If-Match", "code": "invalid"}],
         )
     return int(value)
+
+
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def audit_refused_request(request: Request, status: int, code: str, detail: str) -> None:
+    """Audit a state-changing request refused before its unit of work ran (a role or an owner
+    check, an invalid body): every such request leaves a record, refused or done."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if (
+        request.method not in MUTATING_METHODS
+        or principal is None
+        or getattr(request.state, "audited", False)
+    ):
+        return
+    request.state.audited = True
+    route = request.scope.get("route")
+    action = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    target = next(iter(request.path_params.values()), None) if request.path_params else None
+    app = services_of(request)
+    await app.db.run(
+        lambda session: audit_service.record(
+            session,
+            actor_of(principal),
+            action=action[:64],
+            target=target,
+            outcome=code,
+            status=status,
+            at=app.clock.now(),
+            detail=detail[:1000],
+        )
+    )
 
 
 async def _record_refusal(

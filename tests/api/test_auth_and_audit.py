@@ -152,3 +152,38 @@ async def test_health_readiness_and_metrics(client, operator):
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert "http_requests_total" in metrics.text
+
+
+async def test_requests_refused_before_their_unit_of_work_are_audited_too(
+    client, db, clock, auditor, ledger: Ledger
+):
+    member = await new_member(db, clock)
+    other = await new_member(db, clock)
+    forbidden = await client.post(
+        "/v1/ledger/accounts",
+        headers=member.headers,
+        json={
+            "currency": "CNY",
+            "code": "available",
+            "owner": {"type": "party", "id": other.party_id},
+        },
+    )
+    assert forbidden.status_code == 403
+    invalid = await client.post(
+        "/v1/ledger/transfers", headers=member.headers, json={"id": "bad id"}
+    )
+    assert invalid.status_code == 422
+    records = await client.get("/v1/audit/records", params={"limit": 500}, headers=auditor.headers)
+    mine = [r for r in records.json()["items"] if r["key_id"] == member.token.split(".")[1]]
+    while records.json()["next_cursor"]:
+        records = await client.get(
+            "/v1/audit/records",
+            headers=auditor.headers,
+            params={"limit": 500, "cursor": records.json()["next_cursor"]},
+        )
+        mine += [r for r in records.json()["items"] if r["key_id"] == member.token.split(".")[1]]
+    assert [(r["action"], r["outcome"], r["status"]) for r in mine] == [
+        ("POST /v1/ledger/accounts", "forbidden", 403),
+        ("POST /v1/ledger/transfers", "validation_failed", 422),
+    ]
+    assert all(r["request_id"] for r in mine)
