@@ -27,6 +27,7 @@ from exchange.config import Settings
 from exchange.db import Database
 from exchange.docking.runtime import DockingRuntime
 from exchange.errors import DomainError, Forbidden, InvalidCursor, Unauthenticated, Unprocessable
+from exchange.ledger.coalescer import TransferCoalescer
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 AUTH_CACHE_ENTRIES_MAX = 10_000
@@ -59,6 +60,7 @@ class Services:
     clock: Clock
     auth_cache: AuthCache
     docking: DockingRuntime | None = None
+    transfers: TransferCoalescer | None = None
 
 
 def services_of(request: Request) -> Services:
@@ -127,8 +129,8 @@ async def execute(
 
     The state change, the stored Idempotency-Key response and the audit record commit together;
     a refusal is audited in a transaction of its own after the unit rolled back."""
-    key = _idempotency_key(request)
-    fingerprint = await _fingerprint(request) if key is not None else ""
+    key = idempotency_key_of(request)
+    fingerprint = await fingerprint_of(request) if key is not None else ""
     actor = actor_of(principal)
 
     async def unit(session: AsyncSession) -> tuple[int, bytes]:
@@ -236,7 +238,7 @@ async def _record_refusal(
     )
 
 
-def _idempotency_key(request: Request) -> str | None:
+def idempotency_key_of(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
@@ -248,7 +250,7 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
-async def _fingerprint(request: Request) -> str:
+async def fingerprint_of(request: Request) -> str:
     digest = hashlib.sha256()
     digest.update(request.method.encode() + b" " + request.url.path.encode() + b"\n")
     digest.update(await request.body())

@@ -38,7 +38,18 @@ from exchange.ledger.schemas import (
 from exchange.money import Money
 from exchange.parties.service import get_party
 from exchange.schemas import REFERENCE_ID_PATTERN
-from exchange.web import ServicesDep, decode_cursor, encode_cursor, execute, problems, require
+from exchange.web import (
+    PROBLEM_MEDIA_TYPE,
+    ServicesDep,
+    actor_of,
+    decode_cursor,
+    encode_cursor,
+    execute,
+    fingerprint_of,
+    idempotency_key_of,
+    problems,
+    require,
+)
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 
@@ -332,20 +343,17 @@ async def list_account_transfers(
 async def create_transfer(
     body: TransferIn, request: Request, app: ServicesDep, principal: Writer
 ) -> Response:
-    """Move money, or hold it (`pending: true`). Idempotent by `id`."""
-    spec = _spec(body)
-
-    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
-        try:
-            await _check_member_debits(session, principal, [(spec.id, spec.debit_account_id)])
-            result = await ledger.create_transfers(session, [spec], app.clock.now())
-        except ledger.TransfersRefused as refused:
-            raise _single(refused) from None
-        return _created(result), transfer_out(result.transfers[0])
-
-    return await execute(
-        request, app, principal, action="ledger.transfer.create", target=spec.id, work=work
+    """Move money, or hold it (`pending: true`). Idempotent by `id`. Concurrent requests share
+    one transaction (each still applies or is refused on its own)."""
+    key = idempotency_key_of(request)
+    fingerprint = await fingerprint_of(request) if key is not None else ""
+    request.state.audited = True  # the coalescer writes this request's audit record
+    assert app.transfers is not None
+    status, payload = await app.transfers.submit(
+        _spec(body), principal, actor_of(principal).request_id, key, fingerprint
     )
+    media_type = "application/json" if status < 400 else PROBLEM_MEDIA_TYPE
+    return Response(payload, status_code=status, media_type=media_type)
 
 
 def _single(refused: ledger.TransfersRefused) -> ledger.TransfersRefused:

@@ -17,8 +17,8 @@ populate_existing=True)`) when a caller needs the new ones.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, NamedTuple, cast
@@ -330,6 +330,76 @@ async def create_transfers(
     ids = [_spec_id(spec) for spec in specs]
     if len(set(ids)) < len(ids):
         raise TransfersRefused(_duplicate_ids(ids))
+    state = await _prepare(session, specs, ids)
+    failures = await _plan_all(state, specs, range(len(specs)), now)
+    if failures:
+        raise TransfersRefused(list(failures.values()))
+    views = await _finish(state, ids, now)
+    return BatchResult(transfers=views, created=bool(state.plan.entries))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one transfer of an unlinked set: its view and whether it is new, or why
+    it was refused."""
+
+    view: TransferView | None
+    created: bool
+    failure: Failure | None
+
+
+async def create_transfers_each(
+    session: AsyncSession, specs: Sequence[AnySpec], now: datetime
+) -> list[Outcome]:
+    """Apply independent transfers in one transaction, in order, each as if alone: a refused
+    one is left out and the others apply (unlike a linked batch). This is how concurrent single
+    transfers share one journal-head lock and one commit. An id sent twice is one transfer:
+    the same fields again replay it, other fields are refused."""
+    assert 0 < len(specs) <= BATCH_SIZE_MAX
+    assert now.tzinfo is not None, "naive datetimes are not stored"
+    ids = [_spec_id(spec) for spec in specs]
+    first: dict[str, int] = {}
+    for index, transfer_id in enumerate(ids):
+        first.setdefault(transfer_id, index)
+    unique = sorted(first.values())
+    state = await _prepare(session, [specs[i] for i in unique], [ids[i] for i in unique])
+    failures = await _plan_all(state, specs, unique, now)
+    views = {
+        v.id: v for v in await _finish(state, [ids[i] for i in unique if i not in failures], now)
+    }
+    new = {entry[0].id for entry in state.plan.entries}
+    outcomes = []
+    for index, spec in enumerate(specs):
+        origin = first[ids[index]]
+        failure = failures.get(origin)
+        if origin != index and specs[origin] != spec:
+            failure = Failure(
+                index,
+                ids[index],
+                "exists_with_different_fields",
+                409,
+                f"transfer {ids[index]} was sent at once with other fields",
+                ("id",),
+            )
+        if failure is not None:
+            outcomes.append(Outcome(None, False, replace(failure, index=index)))
+        else:
+            created = origin == index and ids[index] in new
+            outcomes.append(Outcome(views[ids[index]], created, None))
+    return outcomes
+
+
+@dataclass(slots=True)
+class _State:
+    journal: repository.Journal
+    pendings: dict[str, TransferRow]
+    accounts: dict[str, AccountRow]
+    existing: dict[str, TransferRow]
+    resolutions: dict[str | None, TransferRow]
+    plan: _Plan
+
+
+async def _prepare(session: AsyncSession, specs: Sequence[AnySpec], ids: list[str]) -> _State:
     journal = await repository.journal(session)
     pending_ids = sorted({spec.pending_id for spec in specs if isinstance(spec, ResolveSpec)})
     pendings = {row.id: row for row in await journal.transfers(pending_ids)}
@@ -340,8 +410,6 @@ async def create_transfers(
     existing = {row.id: row for row in await journal.transfers(ids)}
     # Also after the locks: every resolution of a hold locks the hold's accounts first.
     resolutions = {row.pending_id: row for row in await journal.resolutions(pending_ids)}
-
-    accounts = {account.id: account for account in locked}
     plan = _Plan(
         totals={account.id: totals_of(account) for account in locked},
         limits={
@@ -351,22 +419,43 @@ async def create_transfers(
             for account in locked
         },
     )
-    failures = []
-    for index, spec in enumerate(specs):
-        if index and not index % PLAN_SLICE_TRANSFERS:
+    accounts = {account.id: account for account in locked}
+    return _State(journal, pendings, accounts, existing, resolutions, plan)
+
+
+async def _plan_all(
+    state: _State, specs: Sequence[AnySpec], indexes: Iterable[int], now: datetime
+) -> dict[int, Failure]:
+    failures = {}
+    for count, index in enumerate(indexes):
+        if count and not count % PLAN_SLICE_TRANSFERS:
             # Let other tasks of this process run: one may hold the journal head and only wait
             # to send its next statement (or COMMIT); planning a whole batch takes milliseconds.
             await asyncio.sleep(0)
-        failure = _plan_one(index, spec, existing, pendings, accounts, resolutions, plan, now)
+        failure = _plan_one(
+            index,
+            specs[index],
+            state.existing,
+            state.pendings,
+            state.accounts,
+            state.resolutions,
+            state.plan,
+            now,
+        )
         if failure is not None:
-            failures.append(failure)
-    if failures:
-        raise TransfersRefused(failures)
-    written = await _write(journal, plan, now) if plan.entries else []
+            failures[index] = failure
+    return failures
+
+
+async def _finish(state: _State, ids: list[str], now: datetime) -> list[TransferView]:
+    """Write what was planned; the views of `ids` (new or existing), in that order."""
+    written = await _write(state.journal, state.plan, now) if state.plan.entries else []
     views = [_view(row, None) for row in written]  # a new hold is not resolved yet
-    if existing:  # else the new entries are in the batch's order already
-        views = _ordered(views + await _with_status(journal, list(existing.values())), ids)
-    return BatchResult(transfers=views, created=bool(written))
+    wanted = set(ids)
+    existing = [row for row in state.existing.values() if row.id in wanted]
+    if existing or len(views) != len(ids):
+        views = _ordered(views + await _with_status(state.journal, existing), ids)
+    return views
 
 
 def _spec_id(spec: AnySpec) -> str:
