@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from datetime import timedelta
 
 from tests.conftest import Ledger, cny, uid
@@ -415,3 +417,76 @@ async def test_idempotency_key_replays_the_stored_response(client, operator):
     )
     assert other.status_code == 422
     assert other.json()["code"] == "idempotency_key_reused"
+
+
+async def test_concurrent_single_transfers_are_each_applied_or_refused_on_their_own(
+    client, ledger: Ledger, operator
+):
+    """Requests arriving together share a transaction, yet each answers as if it came alone."""
+    source = await ledger.funded("50.00")
+    target = await ledger.account()
+    bodies = [
+        {
+            "id": uid(),
+            "debit_account_id": source,
+            "credit_account_id": target,
+            "amount": cny(amount),
+            "code": "together",
+        }
+        for amount in ("10.00", "60.00", "15.00", "30.00", "5.00", "1.00")
+    ]
+    repeat = dict(bodies[0])
+    conflict = {**bodies[2], "amount": cny("15.01")}
+    answers = await asyncio.gather(
+        *(
+            client.post("/v1/ledger/transfers", json=body, headers=operator.headers)
+            for body in [*bodies, repeat, conflict]
+        )
+    )
+    by_id: dict[str, list[int]] = {}
+    for body, answer in zip([*bodies, repeat, conflict], answers, strict=True):
+        by_id.setdefault(body["id"], []).append(answer.status_code)
+        if answer.status_code >= 400:
+            assert answer.headers["content-type"].startswith("application/problem+json")
+    sent = [*bodies, repeat, conflict]
+    assert by_id[bodies[1]["id"]] == [409]  # 60.00 never fits in 50.00
+    assert sorted(by_id[bodies[0]["id"]]) == [200, 201]  # the repeat replays
+    assert sorted(by_id[bodies[2]["id"]]) in ([201, 409], [409, 409])  # one of the two, or none
+    accepted = [b for b, a in zip(sent, answers, strict=True) if a.status_code == 201]
+    total = sum(int(b["amount"]["amount"].replace(".", "")) for b in accepted)
+    assert total <= 5000
+    account = await ledger.get_account(source)
+    assert account["debits_posted"] == cny(f"{total // 100}.{total % 100:02d}")
+    verify = await client.get("/v1/ledger/verify", headers=operator.headers)
+    assert verify.json()["ok"] is True
+
+
+async def test_independent_transfers_leave_out_the_refused_and_replay_repeats(
+    db, clock, ledger: Ledger
+):
+    from exchange.ledger import service
+
+    source = await ledger.funded("20.00")
+    target = await ledger.account()
+
+    def spec(transfer_id: str, amount: int) -> service.TransferSpec:
+        return service.TransferSpec(transfer_id, source, target, amount, "CNY", "each")
+
+    first, second, third = uid(), uid(), uid()
+    specs = [
+        spec(first, 1500),
+        spec(second, 1000),
+        spec(third, 500),
+        spec(first, 1500),
+        spec(third, 501),
+    ]
+    outcomes = await db.run(lambda s: service.create_transfers_each(s, specs, clock.now()))
+    assert [(o.created, o.failure.code if o.failure else None) for o in outcomes] == [
+        (True, None),
+        (False, "exceeds_credits"),  # 15.00 + 10.00 > 20.00: left out, the rest apply
+        (True, None),
+        (False, None),  # the same id and fields again: a replay of the first
+        (False, "exists_with_different_fields"),
+    ]
+    assert outcomes[3].view == outcomes[0].view
+    assert (await ledger.get_account(source))["debits_posted"] == cny("20.00")
