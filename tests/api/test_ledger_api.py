@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 from datetime import timedelta
 
 from tests.conftest import Ledger, cny, uid
