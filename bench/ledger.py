@@ -1162,7 +1162,7 @@ def main(argv: list[str]) -> int:
             server.stop()
         asyncio.run(admin_execute(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         with contextlib.suppress(OSError):
-            log_path.unlink()
+            log_path.unlink() if not os.environ.get("BENCH_KEEP_LOG") else None
         print(f"database {name} dropped", flush=True)
     return 0
 

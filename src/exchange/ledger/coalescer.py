@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 ACTION = "ledger.transfer.create"
 INSTANCE = "/v1/ledger/transfers"
 BATCH_MAX = 256
+LANES = 1
 
 Answer = tuple[int, bytes]
 
@@ -53,8 +54,12 @@ class TransferCoalescer:
     clock: Clock
     render: Callable[[ledger.TransferView], BaseModel]  # the API's presenter
     batch_max: int = BATCH_MAX
+    # Transactions at a time per process. Two lanes let one plan while the other commits, but
+    # measured slower here (bench/ledger.py (d): smaller batches, more commits), so one.
+    lanes: int = LANES
     queue: list[Submission] = field(default_factory=list)
-    draining: asyncio.Task[None] | None = None  # held, so the running drain is not collected
+    drains: set[asyncio.Task[None]] = field(default_factory=set)  # held, so none is collected
+    in_flight: set[tuple[str, str]] = field(default_factory=set)  # ids and keys being applied
 
     async def submit(
         self,
@@ -69,36 +74,35 @@ class TransferCoalescer:
         self.queue.append(
             Submission(spec, principal, request_id, idempotency_key, fingerprint, future)
         )
-        if self.draining is None:
-            self.draining = asyncio.create_task(self._drain())
+        if len(self.drains) < self.lanes:
+            drain = asyncio.create_task(self._drain())
+            self.drains.add(drain)
+            drain.add_done_callback(self.drains.discard)
         return await future
 
     async def _drain(self) -> None:
-        try:
-            while self.queue:
-                await self._run(self._next_batch())
-        finally:
-            self.draining = None
+        while batch := self._next_batch():
+            marks = {mark for submission in batch for mark in _marks(submission)}
+            self.in_flight |= marks
+            try:
+                await self._run(batch)
+            finally:
+                self.in_flight -= marks
 
     def _next_batch(self) -> list[Submission]:
         """The oldest queued requests, up to `batch_max`, at most one per transfer id and per
-        Idempotency-Key: a repeat waits for the next transaction, so it is judged against what
-        the first one committed, exactly as if the two had come one after the other."""
+        Idempotency-Key, none of them in a transaction still running: a repeat waits until the
+        first has committed, so it is judged as if the two had come one after the other."""
         batch: list[Submission] = []
         waiting: list[Submission] = []
-        ids: set[str] = set()
-        keys: set[tuple[str, str]] = set()
+        taken = set(self.in_flight)
         for submission in self.queue:
-            key = (submission.principal.key_id, submission.idempotency_key or "")
-            repeat = submission.spec.id in ids or (
-                submission.idempotency_key is not None and key in keys
-            )
-            if repeat or len(batch) == self.batch_max:
+            marks = _marks(submission)
+            if taken & marks or len(batch) == self.batch_max:
                 waiting.append(submission)
                 continue
             batch.append(submission)
-            ids.add(submission.spec.id)
-            keys.add(key)
+            taken |= marks
         self.queue = waiting
         return batch
 
@@ -203,6 +207,14 @@ class TransferCoalescer:
             at=now,
             detail=detail[:1000] if detail else None,
         )
+
+
+def _marks(submission: Submission) -> set[tuple[str, str]]:
+    """What two requests in flight at once must not share: the transfer id, and the key."""
+    marks = {("id", submission.spec.id)}
+    if submission.idempotency_key is not None:
+        marks.add((submission.principal.key_id, submission.idempotency_key))
+    return marks
 
 
 async def _check_member_debit(session: AsyncSession, submission: Submission) -> None:
