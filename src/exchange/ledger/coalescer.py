@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import cast
 
 import orjson
 import structlog
@@ -77,17 +78,21 @@ class TransferCoalescer:
         if len(self.drains) < self.lanes:
             drain = asyncio.create_task(self._drain())
             self.drains.add(drain)
-            drain.add_done_callback(self.drains.discard)
         return await future
 
     async def _drain(self) -> None:
-        while batch := self._next_batch():
-            marks = {mark for submission in batch for mark in _marks(submission)}
-            self.in_flight |= marks
-            try:
-                await self._run(batch)
-            finally:
-                self.in_flight -= marks
+        try:
+            while batch := self._next_batch():
+                marks = {mark for submission in batch for mark in _marks(submission)}
+                self.in_flight |= marks
+                try:
+                    await self._run(batch)
+                finally:
+                    self.in_flight -= marks
+        finally:
+            # Leave the set before returning, with no await in between: a done-callback would
+            # run later, and a request queued meanwhile would find no drain coming for it.
+            self.drains.discard(cast(asyncio.Task[None], asyncio.current_task()))
 
     def _next_batch(self) -> list[Submission]:
         """The oldest queued requests, up to `batch_max`, at most one per transfer id and per
