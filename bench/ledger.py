@@ -18,7 +18,8 @@ Phases (each: a short warm-up, then a fixed measured window):
        would): with 1,000 accounts a batch touches ~86% of them, so shared batches serialise on
        the account locks (--batch-accounts shared shows that).
   (d)  HTTP: POST /v1/ledger/transfers against `python -m exchange serve` (wrk when installed,
-       else a keep-alive asyncio client), with 1 and 2 uvicorn workers; the better is reported.
+       else a keep-alive asyncio client), with 1 and 2 uvicorn workers; the one that meets the
+       target (rate and p99) is reported, else the faster; both are printed.
 
 The script creates a scratch database on the server named by BENCH_DATABASE_URL (default
 postgresql+asyncpg://postgres@127.0.0.1:5432/test; loopback only), migrates it with Alembic,
@@ -548,7 +549,7 @@ class Server:
         env.update(
             DATABASE_URL=self.url,
             EXCHANGE_RUN_WORKER="false",
-            EXCHANGE_LOG_LEVEL="WARNING",
+            EXCHANGE_LOG_LEVEL=os.environ.get("BENCH_SERVER_LOG_LEVEL", "WARNING"),
         )
         args = [sys.executable, "-m", "exchange", "serve", "--host", "127.0.0.1",
                 "--port", str(self.port), "--workers", str(self.workers)]  # fmt: skip
@@ -1038,7 +1039,14 @@ async def run_phases(options: Options, url: str, log_path: Path, servers: list[S
                 progress(http[-1])
             ok = [r for r in http if not r.failed]
             if ok:
-                best = max(ok, key=lambda r: r.rate)
+                # A deployment picks its worker count: report the one that meets the target
+                # (rate and p99) if any does, else the fastest; the other is printed too.
+                def meets(r: Result) -> bool:
+                    return r.rate >= TARGET_HTTP_RATE and (
+                        r.p99_ms is not None and r.p99_ms <= TARGET_HTTP_P99_MS
+                    )
+
+                best = max(ok, key=lambda r: (meets(r), r.rate))
                 best.key = "d"
                 results["d"] = best
             for other in http:
