@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Select, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -42,6 +42,16 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def for_update(
+    session: AsyncSession, query: Select[Any], *, skip_locked: bool = False
+) -> Select[Any]:
+    """`query` taking row locks where the database has them (PostgreSQL). On SQLite the writer
+    lock taken at BEGIN IMMEDIATE serialises every unit of work already."""
+    if session.get_bind().dialect.name != "postgresql":
+        return query
+    return query.with_for_update(skip_locked=skip_locked)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

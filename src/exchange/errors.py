@@ -87,6 +87,14 @@ class PreconditionFailed(DomainError):
     title = "Precondition failed"
 
 
+def check_version(what: str, current: int, if_match: int | None) -> None:
+    """Optimistic concurrency: refuse (412) a change sent for another version than `current`."""
+    if if_match is not None and if_match != current:
+        raise PreconditionFailed(
+            f"{what} is at version {current}, not {if_match}", current_version=current
+        )
+
+
 class IdempotencyKeyReused(Unprocessable):
     code = "idempotency_key_reused"
     title = "Idempotency-Key reused with another request"

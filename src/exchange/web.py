@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import orjson
 from asgi_correlation_id import correlation_id
 from fastapi import Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -106,6 +106,25 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     return dependency
+
+
+def acting_party(principal: Principal, given: str | None, field: str) -> str:
+    """The party a request acts for: a member's own (naming another is forbidden), else the
+    one the body names in `field`, which is then required."""
+    if principal.role is Role.member:
+        if given not in (None, principal.party_id):
+            raise Forbidden(f"a member acts only for its own party, not for {field} {given}")
+        assert principal.party_id is not None, "a member key has a party"
+        return principal.party_id
+    if given is None:
+        raise Unprocessable(f"{field} is required", errors=[{"field": field, "code": "missing"}])
+    return given
+
+
+def etagged(model: BaseModel) -> JSONResponse:
+    """A versioned resource, with its version as the ETag that `If-Match` names."""
+    version = model.model_dump(include={"version"})["version"]
+    return JSONResponse(model.model_dump(mode="json"), headers={"ETag": f'"{version}"'})
 
 
 def actor_of(principal: Principal | None) -> audit_service.Actor:

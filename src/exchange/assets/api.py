@@ -30,6 +30,7 @@ from exchange.web import (
     actor_of,
     decode_cursor,
     encode_cursor,
+    etagged,
     execute,
     if_match_version,
     problems,
@@ -126,8 +127,7 @@ async def list_assets(
 @router.get("/{asset_id}", response_model=AssetOut, responses=problems(404))
 async def get_asset(asset_id: AssetIdPath, app: ServicesDep, principal: Reader) -> JSONResponse:
     record = await app.db.read(lambda s: _visible(s, principal, asset_id))
-    out = asset_out(record)
-    return JSONResponse(out.model_dump(mode="json"), headers={"ETag": f'"{out.version}"'})
+    return etagged(asset_out(record))
 
 
 @router.put("/{asset_id}", response_model=AssetOut, responses=problems(404, 409, 412))

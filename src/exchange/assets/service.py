@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.assets.models import Asset, AssetOwner
 from exchange.assets.schemas import RIGHTS_FIELDS, AssetIn, share_to_bp
-from exchange.errors import NotFound, PreconditionFailed, Unprocessable
+from exchange.db import for_update
+from exchange.errors import NotFound, Unprocessable, check_version
 from exchange.events import emit
 from exchange.parties.models import Party
 
@@ -124,8 +125,8 @@ async def create_asset(
 
 async def get_asset(session: AsyncSession, asset_id: str, *, lock: bool = False) -> AssetRecord:
     query = select(Asset).where(Asset.id == asset_id)
-    if lock and session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
+    if lock:
+        query = for_update(session, query)
     asset = (await session.scalars(query)).first()
     if asset is None:
         raise NotFound(f"no asset {asset_id}")
@@ -176,11 +177,7 @@ async def update_asset(
     """Replace the asset's fields; returns the record and whether its rights changed."""
     record = await get_asset(session, asset_id, lock=True)
     asset = record.asset
-    if if_match is not None and if_match != asset.version:
-        raise PreconditionFailed(
-            f"asset {asset_id} is at version {asset.version}, not {if_match}",
-            current_version=asset.version,
-        )
+    check_version(f"asset {asset_id}", asset.version, if_match)
     await _require_parties(session, body)
     await _require_unique_number(session, body.application_number, asset_id)
     before = _rights_snapshot(record)

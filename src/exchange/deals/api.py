@@ -40,15 +40,17 @@ from exchange.deals.schemas import (
     ValuationOut,
     ValuationPage,
 )
-from exchange.errors import Forbidden, NotFound, Unprocessable
+from exchange.errors import NotFound
 from exchange.money import Money
 from exchange.pricing import rules as pricing
 from exchange.schemas import REFERENCE_ID_PATTERN
 from exchange.web import (
     ServicesDep,
+    acting_party,
     actor_of,
     decode_cursor,
     encode_cursor,
+    etagged,
     execute,
     if_match_version,
     problems,
@@ -127,10 +129,6 @@ def _context(
     )
 
 
-def _etagged(model: DealOut) -> JSONResponse:
-    return JSONResponse(model.model_dump(mode="json"), headers={"ETag": f'"{model.version}"'})
-
-
 # ---------------------------------------------------------------------------------------------
 # The deal
 
@@ -159,16 +157,7 @@ async def create_deal(
     body: DealIn, request: Request, app: ServicesDep, principal: Actingparty
 ) -> Response:
     """Open a deal (in `draft`) offering rights in an asset the seller owns a share of."""
-    if principal.role is Role.member:
-        if body.seller_party_id not in (None, principal.party_id):
-            raise Forbidden("a member sells only for its own party")
-        seller = principal.party_id
-    else:
-        seller = body.seller_party_id
-    if seller is None:
-        raise Unprocessable(
-            "seller_party_id is required", errors=[{"field": "seller_party_id", "code": "missing"}]
-        )
+    seller = acting_party(principal, body.seller_party_id, "seller_party_id")
     deal_id = body.id or "deal_" + secrets.token_hex(10)
     spec = deals.DealSpec(
         asset_id=body.asset_id,
@@ -224,7 +213,7 @@ async def list_deals(
 async def get_deal(deal_id: DealIdPath, app: ServicesDep, principal: Reader) -> JSONResponse:
     """The deal; its `ETag` is its version, for `If-Match` on the actions."""
     deal = await app.db.read(lambda s: _visible(s, principal, deal_id))
-    return _etagged(deal_out(deal, _actors(principal, deal)))
+    return etagged(deal_out(deal, _actors(principal, deal)))
 
 
 async def _act(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.assets import service as assets
 from exchange.assets.models import VALID_STATUSES, LegalStatus
+from exchange.db import for_update
 from exchange.deals import rights
 from exchange.deals.machine import (
     Actor,
@@ -32,7 +33,7 @@ from exchange.deals.models import (
     RightsCheck,
     Valuation,
 )
-from exchange.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
+from exchange.errors import Conflict, Forbidden, NotFound, Unprocessable, check_version
 from exchange.events import emit
 from exchange.evidence import service as evidence
 from exchange.parties.service import get_party
@@ -122,9 +123,9 @@ async def create_deal(
 
 async def get_deal(session: AsyncSession, deal_id: str, *, lock: bool = False) -> Deal:
     query = select(Deal).where(Deal.id == deal_id)
-    if lock and session.get_bind().dialect.name == "postgresql":
+    if lock:
         # The deal row serialises every change to the deal, whichever process makes it.
-        query = query.with_for_update()
+        query = for_update(session, query)
     deal = (await session.scalars(query)).first()
     if deal is None:
         raise NotFound(f"no deal {deal_id}")
@@ -171,11 +172,7 @@ async def perform(
     """Apply one action: refuse it (409, nothing written) unless the table allows it from the
     current state for this actor and its guard holds."""
     deal = await get_deal(session, deal_id, lock=True)
-    if if_match is not None and if_match != deal.version:
-        raise PreconditionFailed(
-            f"deal {deal_id} is at version {deal.version}, not {if_match}",
-            current_version=deal.version,
-        )
+    check_version(f"deal {deal_id}", deal.version, if_match)
     state = DealState(deal.state)
     found = transition(state, action)
     if found is None:

@@ -37,8 +37,10 @@ from exchange.schemas import REFERENCE_ID_PATTERN
 from exchange.web import (
     Services,
     ServicesDep,
+    acting_party,
     decode_cursor,
     encode_cursor,
+    etagged,
     execute,
     if_match_version,
     problems,
@@ -131,16 +133,7 @@ async def post_demand(
 ) -> Response:
     """Post a demand: the problem, its fields (IPC) and keywords, budget, region, minimum TRL,
     the rights wanted. Its top matches are computed in the background and announced."""
-    if principal.role is Role.member:
-        if body.party_id not in (None, principal.party_id):
-            raise Forbidden("a member posts demands for its own party")
-        party_id = principal.party_id
-    else:
-        party_id = body.party_id
-    if party_id is None:
-        raise Unprocessable(
-            "party_id is required", errors=[{"field": "party_id", "code": "missing"}]
-        )
+    party_id = acting_party(principal, body.party_id, "party_id")
     demand_id = body.id or "dem_" + secrets.token_hex(10)
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
@@ -177,8 +170,7 @@ async def list_demands(
 @router.get("/v1/demands/{demand_id}", response_model=DemandOut, responses=problems(404))
 async def get_demand(demand_id: IdPath, app: ServicesDep, principal: Reader) -> JSONResponse:
     demand = await app.db.read(lambda s: _visible_demand(s, principal, demand_id))
-    out = demand_out(demand)
-    return JSONResponse(out.model_dump(mode="json"), headers={"ETag": f'"{out.version}"'})
+    return etagged(demand_out(demand))
 
 
 @router.put("/v1/demands/{demand_id}", response_model=DemandOut, responses=problems(404, 409, 412))

@@ -14,11 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.assets.models import Asset
+from exchange.db import for_update
 from exchange.deals.machine import DealState
 from exchange.deals.models import Deal
 from exchange.docking.index import Document
 from exchange.docking.models import Demand, Interest, MatchSet
-from exchange.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from exchange.errors import Conflict, NotFound, Unprocessable, check_version
 from exchange.events import emit
 from exchange.parties.models import Party
 
@@ -94,8 +95,8 @@ async def create_demand(
 
 async def get_demand(session: AsyncSession, demand_id: str, *, lock: bool = False) -> Demand:
     query = select(Demand).where(Demand.id == demand_id)
-    if lock and session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
+    if lock:
+        query = for_update(session, query)
     demand = (await session.scalars(query)).first()
     if demand is None:
         raise NotFound(f"no demand {demand_id}")
@@ -120,19 +121,11 @@ async def list_demands(
     return list((await session.scalars(query)).all())
 
 
-def _check_version(demand: Demand, if_match: int | None) -> None:
-    if if_match is not None and if_match != demand.version:
-        raise PreconditionFailed(
-            f"demand {demand.id} is at version {demand.version}, not {if_match}",
-            current_version=demand.version,
-        )
-
-
 async def update_demand(
     session: AsyncSession, demand_id: str, spec: DemandSpec, if_match: int | None, now: datetime
 ) -> Demand:
     demand = await get_demand(session, demand_id, lock=True)
-    _check_version(demand, if_match)
+    check_version(f"demand {demand_id}", demand.version, if_match)
     if demand.state != OPEN:
         raise Conflict(f"demand {demand_id} is {demand.state}", state=demand.state)
     _apply(demand, spec)
@@ -147,7 +140,7 @@ async def withdraw_demand(
     session: AsyncSession, demand_id: str, if_match: int | None, now: datetime
 ) -> Demand:
     demand = await get_demand(session, demand_id, lock=True)
-    _check_version(demand, if_match)
+    check_version(f"demand {demand_id}", demand.version, if_match)
     if demand.state == WITHDRAWN:
         return demand
     demand.state = WITHDRAWN

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from exchange.auth.service import Principal, Role
 from exchange.errors import Forbidden, NotFound, Unprocessable
 from exchange.ledger import service as ledger
+from exchange.ledger.access import foreign_debits, is_own
 from exchange.ledger.models import Account, FxRate, OwnerType, TransferKind
 from exchange.ledger.schemas import (
     AccountIn,
@@ -125,19 +126,12 @@ def _created(result: ledger.BatchResult) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Object-level authorisation: a member sees and moves only its own party's money; anything
-# else is "not found" to it, never "forbidden", so it learns nothing of other parties.
-
-
-def _is_own(principal: Principal, account: Account) -> bool:
-    if principal.role is not Role.member:
-        return True
-    return account.owner_type == OwnerType.party and account.owner_id == principal.party_id
+# Object-level authorisation (exchange.ledger.access): other parties' money is "not found".
 
 
 async def _visible_account(session: AsyncSession, principal: Principal, account_id: str) -> Account:
     account = await ledger.get_account(session, account_id)
-    if account is None or not _is_own(principal, account):
+    if account is None or not is_own(principal, account):
         raise ledger.AccountNotFound(f"no account {account_id}")
     return account
 
@@ -145,23 +139,7 @@ async def _visible_account(session: AsyncSession, principal: Principal, account_
 async def _check_member_debits(
     session: AsyncSession, principal: Principal, debits: list[tuple[str, str]]
 ) -> None:
-    """Refuse a member's transfer out of another party's account as if it did not exist."""
-    if principal.role is not Role.member:
-        return
-    failures = []
-    for index, (transfer_id, account_id) in enumerate(debits):
-        account = await ledger.get_account(session, account_id)
-        if account is not None and not _is_own(principal, account):
-            failures.append(
-                ledger.Failure(
-                    index,
-                    transfer_id,
-                    "debit_account_not_found",
-                    422,
-                    "no such debit account",
-                    ("debit_account_id",),
-                )
-            )
+    failures = await foreign_debits(session, principal, debits)
     if failures:
         raise ledger.TransfersRefused(failures)
 
@@ -356,14 +334,6 @@ async def create_transfer(
     return Response(payload, status_code=status, media_type=media_type)
 
 
-def _single(refused: ledger.TransfersRefused) -> ledger.TransfersRefused:
-    """A refused single transfer answers with its own code rather than the batch's."""
-    refused.code = refused.failures[0].code
-    refused.title = "Transfer refused"
-    refused.detail = refused.failures[0].detail
-    return refused
-
-
 @router.post(
     "/transfers/batch",
     status_code=201,
@@ -414,7 +384,7 @@ async def _visible_transfer(
             await ledger.get_account(session, account_id)
             for account_id in (view.debit_account_id, view.credit_account_id)
         ]
-        if not any(a is not None and _is_own(principal, a) for a in accounts):
+        if not any(a is not None and is_own(principal, a) for a in accounts):
             view = None
     if view is None:
         raise NotFound(f"no transfer {transfer_id}")
@@ -436,7 +406,7 @@ async def _resolve(
         try:
             result = await ledger.create_transfers(session, [spec], app.clock.now())
         except ledger.TransfersRefused as refused:
-            raise _single(refused) from None
+            raise ledger.TransfersRefused.single(refused.failures[0]) from None
         return _created(result), transfer_out(result.transfers[0])
 
     return await execute(request, app, principal, action=action, target=spec.pending_id, work=work)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
@@ -23,12 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange import idempotency as idempotency_store
 from exchange.audit import service as audit_service
-from exchange.auth.service import Principal, Role
+from exchange.auth.service import Principal
 from exchange.clock import Clock
 from exchange.db import Database
 from exchange.errors import DomainError
 from exchange.ledger import service as ledger
-from exchange.ledger.models import OwnerType
+from exchange.ledger.access import foreign_debits
 
 log = structlog.get_logger(__name__)
 ACTION = "ledger.transfer.create"
@@ -166,10 +166,7 @@ class TransferCoalescer:
         self, session: AsyncSession, submission: Submission, outcome: ledger.Outcome, now: datetime
     ) -> Answer:
         if outcome.failure is not None:
-            refused = ledger.TransfersRefused([replace(outcome.failure, index=0)])
-            refused.code = outcome.failure.code
-            refused.title = "Transfer refused"
-            refused.detail = outcome.failure.detail
+            refused = ledger.TransfersRefused.single(outcome.failure)
             return await self._refused(session, submission, refused, now)
         assert outcome.view is not None
         status = 201 if outcome.created else 200
@@ -223,26 +220,9 @@ def _marks(submission: Submission) -> set[tuple[str, str]]:
 
 
 async def _check_member_debit(session: AsyncSession, submission: Submission) -> None:
-    """A member moves only its own party's money: another party's account is "not found"."""
-    principal = submission.principal
-    if principal.role is not Role.member:
-        return
-    account = await ledger.get_account(session, submission.spec.debit_account_id)
-    if account is not None and not (
-        account.owner_type == OwnerType.party and account.owner_id == principal.party_id
-    ):
-        failure = ledger.Failure(
-            0,
-            submission.spec.id,
-            "debit_account_not_found",
-            422,
-            "no such debit account",
-            ("debit_account_id",),
-        )
-        refused = ledger.TransfersRefused([failure])
-        refused.code, refused.title, refused.detail = (
-            failure.code,
-            "Transfer refused",
-            (failure.detail),
-        )
-        raise refused
+    spec = submission.spec
+    failures = await foreign_debits(
+        session, submission.principal, [(spec.id, spec.debit_account_id)]
+    )
+    if failures:
+        raise ledger.TransfersRefused.single(failures[0])

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Row, Table, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from exchange.db import for_update
 from exchange.errors import DomainError
 from exchange.ledger import repository
 from exchange.ledger.models import Account, FxRate, Hold, Transfer, TransferKind
@@ -49,10 +50,6 @@ EXPIRED_CODE = "hold_expired"
 _accounts = cast(Table, Account.__table__)
 _transfers = cast(Table, Transfer.__table__)
 _holds = cast(Table, Hold.__table__)
-
-
-def _on_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,6 +183,15 @@ class TransfersRefused(DomainError):
         )
         self.failures = failures
         self.status = first.status
+
+    @classmethod
+    def single(cls, failure: Failure) -> TransfersRefused:
+        """The refusal of one transfer sent alone: it answers with the failure's own code."""
+        refused = cls([replace(failure, index=0)])
+        refused.code = failure.code
+        refused.title = "Transfer refused"
+        refused.detail = failure.detail
+        return refused
 
 
 class AccountExists(DomainError):
@@ -942,8 +948,7 @@ async def expire_due_holds(session: AsyncSession, now: datetime, limit: int = 10
         .order_by(_holds.c.expires_at)
         .limit(limit)
     )
-    if _on_postgres(session):
-        query = query.with_for_update(skip_locked=True)
+    query = for_update(session, query, skip_locked=True)
     due = list((await session.execute(query)).scalars().all())
     if not due:
         return 0
