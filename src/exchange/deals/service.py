@@ -258,8 +258,11 @@ async def reopen_for_asset(session: AsyncSession, asset_id: str, ctx: ActorConte
 # Rights confirmation
 
 
-async def facts(session: AsyncSession, deal: Deal, today: date) -> rights.Facts:
-    record = await assets.get_asset(session, deal.asset_id)
+async def facts(
+    session: AsyncSession, deal: Deal, record: assets.AssetRecord, today: date
+) -> rights.Facts:
+    """What the records say about the deal's asset (`record`, loaded by the caller) and its
+    consents."""
     consents = await session.scalars(select(Consent).where(Consent.deal_id == deal.id))
     asset = record.asset
     return rights.Facts(
@@ -320,8 +323,13 @@ class CheckStatus:
 
 
 async def checklist(session: AsyncSession, deal: Deal, today: date) -> list[CheckStatus]:
-    evaluated = rights.evaluate(await facts(session, deal, today))
-    record = await assets.get_asset(session, deal.asset_id)
+    return await _statuses(session, deal, await assets.get_asset(session, deal.asset_id), today)
+
+
+async def _statuses(
+    session: AsyncSession, deal: Deal, record: assets.AssetRecord, today: date
+) -> list[CheckStatus]:
+    evaluated = rights.evaluate(await facts(session, deal, record, today))
     rows = await session.scalars(
         select(RightsCheck).where(RightsCheck.deal_id == deal.id).order_by(RightsCheck.id)
     )
@@ -361,7 +369,8 @@ async def record_check(
             allowed_actions=allowed_actions(DealState(deal.state), frozenset({ctx.actor})),
         )
     await evidence.require_known(session, evidence_hashes, "evidence")
-    evaluated = rights.evaluate(await facts(session, deal, ctx.now.date()))
+    record = await assets.get_asset(session, deal.asset_id)
+    evaluated = rights.evaluate(await facts(session, deal, record, ctx.now.date()))
     if result == "pass" and evaluated[check] is not None:
         raise GuardFailed(
             f"{check} cannot pass: {evaluated[check]}",
@@ -373,7 +382,6 @@ async def record_check(
                 }
             ],
         )
-    record = await assets.get_asset(session, deal.asset_id)
     row = RightsCheck(
         deal_id=deal_id,
         check=check.value,
@@ -406,7 +414,8 @@ async def record_consent(
             allowed_actions=allowed_actions(DealState(deal.state), frozenset({ctx.actor})),
         )
     await evidence.require_known(session, [evidence_sha256], "evidence_sha256")
-    deal_facts = await facts(session, deal, ctx.now.date())
+    record = await assets.get_asset(session, deal.asset_id)
+    deal_facts = await facts(session, deal, record, ctx.now.date())
     eligible = (
         {p for p in deal_facts.owners if p != deal.seller_party_id}
         if role == "co_owner"
@@ -440,7 +449,8 @@ async def record_consent(
 
 
 async def _confirm(session: AsyncSession, deal: Deal, ctx: ActorContext) -> dict[str, Any]:
-    statuses = await checklist(session, deal, ctx.now.date())
+    record = await assets.get_asset(session, deal.asset_id)
+    statuses = await _statuses(session, deal, record, ctx.now.date())
     failing = [s for s in statuses if not s.passed]
     if failing:
         raise GuardFailed(
@@ -450,7 +460,6 @@ async def _confirm(session: AsyncSession, deal: Deal, ctx: ActorContext) -> dict
                 for s in failing
             ],
         )
-    record = await assets.get_asset(session, deal.asset_id)
     content = {
         "deal_id": deal.id,
         "asset_id": deal.asset_id,
