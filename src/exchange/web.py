@@ -70,8 +70,7 @@ def services_of(request: Request) -> Services:
 
 async def services(request: Request) -> Services:
     # async on purpose: FastAPI runs a plain `def` dependency on a thread pool, per request.
-    found: Services = request.app.state.services
-    return found
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(services)]

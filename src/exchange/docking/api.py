@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth.service import Principal, Role
@@ -274,16 +275,17 @@ async def _ranked(
 async def _private_demands(
     session: AsyncSession, matches: list[Match], principal: Principal
 ) -> set[str]:
-    hidden = set()
-    for match in matches:
-        kind, _, identifier = match.document_id.partition(":")
-        if kind == "demand":
-            demand = await session.get(Demand, identifier)
-            if demand is None or (
-                demand.visibility != "public" and demand.party_id != principal.party_id
-            ):
-                hidden.add(match.document_id)
-    return hidden
+    """The matched demands this member may not see: another party's private ones (or gone)."""
+    ids = [m.document_id.partition(":")[2] for m in matches if m.document_id.startswith("demand:")]
+    if not ids:
+        return set()
+    rows = await session.execute(
+        select(Demand.id, Demand.visibility, Demand.party_id).where(Demand.id.in_(ids))
+    )
+    visible = {
+        row.id for row in rows if row.visibility == "public" or row.party_id == principal.party_id
+    }
+    return {f"demand:{i}" for i in ids if i not in visible}
 
 
 @router.get("/v1/demands/{demand_id}/matches", response_model=MatchesOut, responses=problems(404))
