@@ -241,6 +241,25 @@ async def _record_transition(
     )
 
 
+async def _locked_in(
+    session: AsyncSession,
+    deal_id: str,
+    states: tuple[DealState, ...],
+    records: str,
+    ctx: ActorContext,
+) -> Deal:
+    """The deal, locked, if it is in one of `states` (where `records` may be written); else 409
+    with its state and the actions allowed."""
+    deal = await get_deal(session, deal_id, lock=True)
+    if deal.state not in states:
+        raise TransitionNotAllowed(
+            f"{records} are recorded in {' or '.join(states)}, not {deal.state}",
+            state=deal.state,
+            allowed_actions=allowed_actions(DealState(deal.state), frozenset({ctx.actor})),
+        )
+    return deal
+
+
 async def reopen_for_asset(session: AsyncSession, asset_id: str, ctx: ActorContext) -> list[str]:
     """The asset's rights changed: every deal confirmed on the old rights goes back to review."""
     query = select(Deal.id).where(
@@ -361,13 +380,7 @@ async def record_check(
 ) -> RightsCheck:
     """An operator's finding on one check, with the SHA-256 of its evidence. A pass that the
     records contradict (say, a co-owner without a recorded consent) is refused."""
-    deal = await get_deal(session, deal_id, lock=True)
-    if deal.state != DealState.rights_review:
-        raise TransitionNotAllowed(
-            f"rights checks are recorded in rights_review, not {deal.state}",
-            state=deal.state,
-            allowed_actions=allowed_actions(DealState(deal.state), frozenset({ctx.actor})),
-        )
+    deal = await _locked_in(session, deal_id, (DealState.rights_review,), "rights checks", ctx)
     await evidence.require_known(session, evidence_hashes, "evidence")
     record = await assets.get_asset(session, deal.asset_id)
     evaluated = rights.evaluate(await facts(session, deal, record, ctx.now.date()))
@@ -406,13 +419,9 @@ async def record_consent(
     evidence_sha256: str,
     ctx: ActorContext,
 ) -> Consent:
-    deal = await get_deal(session, deal_id, lock=True)
-    if deal.state not in (DealState.draft, DealState.rights_review):
-        raise TransitionNotAllowed(
-            f"consents are recorded in draft or rights_review, not {deal.state}",
-            state=deal.state,
-            allowed_actions=allowed_actions(DealState(deal.state), frozenset({ctx.actor})),
-        )
+    deal = await _locked_in(
+        session, deal_id, (DealState.draft, DealState.rights_review), "consents", ctx
+    )
     await evidence.require_known(session, [evidence_sha256], "evidence_sha256")
     record = await assets.get_asset(session, deal.asset_id)
     deal_facts = await facts(session, deal, record, ctx.now.date())
@@ -516,13 +525,9 @@ async def record_valuation(
     valuation: pricing.Valuation,
     ctx: ActorContext,
 ) -> Valuation:
-    deal = await get_deal(session, deal_id, lock=True)
-    if deal.state not in (DealState.rights_review, DealState.rights_confirmed):
-        raise TransitionNotAllowed(
-            f"valuations are recorded in rights_review or rights_confirmed, not {deal.state}",
-            state=deal.state,
-            allowed_actions=allowed_actions(DealState(deal.state), frozenset({ctx.actor})),
-        )
+    deal = await _locked_in(
+        session, deal_id, (DealState.rights_review, DealState.rights_confirmed), "valuations", ctx
+    )
     assert valuation.currency == deal.currency
     row = Valuation(
         id="val_" + secrets.token_hex(10),
