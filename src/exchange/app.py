@@ -29,6 +29,8 @@ from exchange.health import router as health_router
 from exchange.ledger.api import router as ledger_router
 from exchange.ledger.api import transfer_out
 from exchange.ledger.coalescer import TransferCoalescer
+from exchange.listings.api import router as listings_router
+from exchange.listings.service import ListingRules
 from exchange.parties.api import router as parties_router
 from exchange.web import AuthCache, Services
 
@@ -90,7 +92,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         gc.freeze()
         tasks = (
             [
-                asyncio.create_task(worker.run(db, clock, settings.worker_interval_s)),
+                asyncio.create_task(
+                    worker.run(db, clock, settings.worker_interval_s, ListingRules.of(settings))
+                ),
                 asyncio.create_task(docking.run(settings.docking_refresh_interval_s)),
             ]
             if settings.run_worker
@@ -121,6 +125,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(assets_router)
     app.include_router(evidence_router)
     app.include_router(deals_router)
+    app.include_router(listings_router)
     app.include_router(docking_router)
     app.include_router(audit_router)
     Instrumentator(registry=CollectorRegistry(), excluded_handlers=["/metrics"]).instrument(

@@ -18,6 +18,7 @@ from exchange.clock import SystemClock
 from exchange.config import get_settings
 from exchange.db import Database
 from exchange.health import alembic_config
+from exchange.listings.service import ListingRules
 
 app = typer.Typer(help="Technology exchange transaction engine.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: create, revoke, list.", no_args_is_help=True)
@@ -77,7 +78,8 @@ def seed_demo() -> None:
 def run_worker() -> None:
     """Run the background worker alone (hold expiry), until interrupted."""
     settings = get_settings()
-    _with_db(lambda db: worker.run(db, SystemClock(), settings.worker_interval_s))
+    market = ListingRules.of(settings)
+    _with_db(lambda db: worker.run(db, SystemClock(), settings.worker_interval_s, market))
 
 
 @keys_app.command("create")

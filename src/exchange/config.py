@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 
 from pydantic import AliasChoices, Field
@@ -40,6 +41,22 @@ class Settings(BaseSettings):
         default="./var/evidence", description="The content-addressed store of evidence files."
     )
     evidence_bytes_max: int = Field(default=20 * 1024 * 1024, ge=1024)
+    notice_working_days_min: int = Field(
+        default=20, ge=1, description="Public notice, at least (state-owned and public assets)."
+    )
+    extension_working_days_min: int = Field(default=5, ge=1)
+    relist_price_floor_pct: int = Field(
+        default=90,
+        ge=1,
+        le=100,
+        description="A relisting below this % of the appraised value needs an operator's approval.",
+    )
+    holidays: list[date] = Field(
+        default_factory=list, description="Public holidays on weekdays (JSON list of dates)."
+    )
+    working_weekends: list[date] = Field(
+        default_factory=list, description="Weekend days that are worked (调休), JSON list."
+    )
     migrations_dir: str | None = Field(
         default=None, description="Alembic scripts; default: migrations/ beside src/."
     )

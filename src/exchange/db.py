@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import DateTime, MetaData, Select, event
+from sqlalchemy import DateTime, MetaData, Select, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from exchange.clock import Clock, SystemClock
 from exchange.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -52,6 +53,16 @@ def for_update(
     if session.get_bind().dialect.name != "postgresql":
         return query
     return query.with_for_update(skip_locked=skip_locked)
+
+
+async def judged_now(session: AsyncSession, clock: Clock) -> datetime:
+    """The instant that judges deadlines (an auction's close, a notice's end): on PostgreSQL
+    with the system clock, the database's own clock, so every API process judges by one clock;
+    an injected clock (tests) or SQLite (one process writes): the engine's clock."""
+    if isinstance(clock, SystemClock) and session.get_bind().dialect.name == "postgresql":
+        moment: datetime = (await session.execute(text("SELECT clock_timestamp()"))).scalar_one()
+        return moment.astimezone(UTC)
+    return clock.now()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -3,6 +3,7 @@
 from exchange.assets.models import Asset, AssetOwner
 from exchange.audit.models import AuditRecord
 from exchange.auth.models import ApiKey
+from exchange.bidding.models import Auction, AuctionBidder, Bid, Panelist, Score
 from exchange.db import Base
 from exchange.deals.models import (
     Consent,
@@ -17,6 +18,7 @@ from exchange.events import OutboxEvent
 from exchange.evidence.models import Evidence
 from exchange.idempotency import IdempotencyKey
 from exchange.ledger.models import Account, FxRate, Hold, Transfer
+from exchange.listings.models import Intent, Listing
 from exchange.parties.models import Party
 
 __all__ = [
@@ -24,8 +26,11 @@ __all__ = [
     "ApiKey",
     "Asset",
     "AssetOwner",
+    "Auction",
+    "AuctionBidder",
     "AuditRecord",
     "Base",
+    "Bid",
     "Consent",
     "Deal",
     "DealTransition",
@@ -34,12 +39,16 @@ __all__ = [
     "FxRate",
     "Hold",
     "IdempotencyKey",
+    "Intent",
     "Interest",
+    "Listing",
     "MatchSet",
     "OutboxEvent",
+    "Panelist",
     "Party",
     "RightsCertificate",
     "RightsCheck",
+    "Score",
     "Transfer",
     "Valuation",
 ]

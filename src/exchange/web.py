@@ -94,6 +94,14 @@ async def current_principal(request: Request, app: ServicesDep) -> Principal:
     return principal
 
 
+async def optional_principal(request: Request, app: ServicesDep) -> Principal | None:
+    """The caller on a public route: None without an Authorization header; a bad key is still
+    a 401 (it is a mistake worth saying)."""
+    if request.headers.get("authorization") is None:
+        return None
+    return await current_principal(request, app)
+
+
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates and admits only `roles` (403 otherwise)."""
 

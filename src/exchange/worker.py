@@ -1,4 +1,5 @@
-"""Background work of the engine: voids holds whose timeout has passed.
+"""Background work of the engine: voids holds whose timeout has passed, ends due notices and
+closes due auctions (each listing in a transaction of its own).
 
 Runs in every API process by default (`EXCHANGE_RUN_WORKER`), or alone as `python -m exchange
 worker`; many at once are safe (SKIP LOCKED, and a hold resolves at most once)."""
@@ -8,10 +9,13 @@ from __future__ import annotations
 import asyncio
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.clock import Clock
-from exchange.db import Database
+from exchange.db import Database, judged_now
 from exchange.ledger import service as ledger
+from exchange.listings import service as listings
+from exchange.listings.service import DUE_BATCH_MAX, ListingRules
 
 log = structlog.get_logger(__name__)
 EXPIRY_BATCH_MAX = 500
@@ -21,12 +25,31 @@ async def expire_holds_once(db: Database, clock: Clock) -> int:
     return await db.run(lambda s: ledger.expire_due_holds(s, clock.now(), EXPIRY_BATCH_MAX))
 
 
-async def run(db: Database, clock: Clock, interval_s: float) -> None:
+async def process_due_listings_once(db: Database, clock: Clock, market: ListingRules) -> int:
+    """End every due notice and close every due auction; another process doing the same at
+    once is harmless (each takes the row locks and re-checks)."""
+    due = await db.read(lambda s: listings.due_listing_ids(s, clock.now(), DUE_BATCH_MAX))
+    done = 0
+    for listing_id in due:
+
+        async def unit(session: AsyncSession, listing_id: str = listing_id) -> bool:
+            return await listings.process_due(
+                session, listing_id, await judged_now(session, clock), market
+            )
+
+        done += await db.run(unit)
+    return done
+
+
+async def run(db: Database, clock: Clock, interval_s: float, market: ListingRules) -> None:
     while True:
         try:
             expired = await expire_holds_once(db, clock)
             if expired:
                 log.info("holds_expired", count=expired)
+            processed = await process_due_listings_once(db, clock, market)
+            if processed:
+                log.info("listings_processed", count=processed)
             if expired == EXPIRY_BATCH_MAX:
                 continue
         except asyncio.CancelledError:

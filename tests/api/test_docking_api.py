@@ -12,7 +12,7 @@ import pytest
 
 from exchange.auth.service import Role
 from exchange.events import OutboxEvent
-from tests.api.test_deals_api import Chain, new_uscc
+from tests.factories import Chain, new_uscc
 from tests.conftest import Key, new_key
 
 

@@ -40,7 +40,8 @@ from exchange.deals.schemas import (
     ValuationOut,
     ValuationPage,
 )
-from exchange.errors import NotFound
+from exchange.errors import NotFound, check_version
+from exchange.listings import service as listings
 from exchange.money import Money
 from exchange.pricing import rules as pricing
 from exchange.schemas import REFERENCE_ID_PATTERN
@@ -92,6 +93,11 @@ def deal_out(deal: Deal, actors: frozenset[Actor] | None = None) -> DealOut:
         listing_price=_money(deal.listing_price, deal.currency),
         reserve=_money(deal.reserve_price, deal.currency),
         certificate_id=deal.certificate_id,
+        listing_id=deal.listing_id,
+        buyer_party_id=deal.buyer_party_id,
+        award_price=_money(deal.award_price, deal.currency),
+        winning_bid_id=deal.winning_bid_id,
+        awarded_at=deal.awarded_at,
         created_at=deal.created_at,
         updated_at=deal.updated_at,
     )
@@ -231,11 +237,17 @@ async def _act(
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
         deal = await _visible(session, principal, deal_id)
         actor = _actor(principal, deal)
+        ctx = _context(request, principal, actor, app)
+        if action is DealAction.withdraw and DealState(deal.state) in deals.LISTING_STATES:
+            # Deposits are held: the listing releases them as the deal is withdrawn.
+            check_version(f"deal {deal_id}", deal.version, if_match)
+            withdrawn = await listings.withdraw(session, deal_id, ctx, reason)
+            return 200, deal_out(withdrawn, frozenset({actor}))
         done = await deals.perform(
             session,
             deal_id,
             action,
-            _context(request, principal, actor, app),
+            ctx,
             if_match=if_match,
             reason=reason,
             price=price,

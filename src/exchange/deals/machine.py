@@ -17,6 +17,10 @@ class DealState(StrEnum):
     rights_confirmed = "rights_confirmed"
     rejected = "rejected"
     priced = "priced"
+    listed = "listed"  # public notice (挂牌公告)
+    bidding = "bidding"
+    awarded = "awarded"
+    unsold = "unsold"
     withdrawn = "withdrawn"
 
 
@@ -26,6 +30,13 @@ class DealAction(StrEnum):
     reject = "reject"
     price = "price"
     withdraw = "withdraw"
+    list = "list"
+    amend_listing = "amend_listing"  # changed terms restart the notice
+    extend_notice = "extend_notice"
+    open_bidding = "open_bidding"
+    award = "award"
+    close_unsold = "close_unsold"
+    relist = "relist"
     reopen_review = "reopen_review"  # the asset's rights changed after review
 
 
@@ -84,9 +95,92 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(
         _S.priced, _A.reopen_review, _S.rights_review, _SYSTEM, "the asset's rights changed"
     ),
+    Transition(
+        _S.priced,
+        _A.list,
+        _S.listed,
+        _SELLER_OR_OPERATOR,
+        "the listing terms are valid: notice period and extension at least the rules' minimum "
+        "in working days, the first listing price not below the appraised value, a reserve "
+        "for auctions and tenders",
+    ),
+    Transition(
+        _S.listed,
+        _A.amend_listing,
+        _S.listed,
+        _SELLER_OR_OPERATOR,
+        "the notice has not ended; the notice restarts, and a changed deposit releases the "
+        "registered deposits",
+    ),
+    Transition(
+        _S.listed,
+        _A.extend_notice,
+        _S.listed,
+        _SYSTEM,
+        "the notice ended with no qualified party and the listing has an extension left",
+    ),
+    Transition(
+        _S.listed,
+        _A.open_bidding,
+        _S.bidding,
+        _SYSTEM,
+        "the notice ended with two or more qualified parties",
+    ),
+    Transition(
+        _S.listed,
+        _A.award,
+        _S.awarded,
+        _SYSTEM,
+        "the notice ended with one qualified party: a negotiated transfer (场内协议转让) at the "
+        "listing price; its deposit goes to escrow",
+    ),
+    Transition(
+        _S.listed,
+        _A.close_unsold,
+        _S.unsold,
+        _SYSTEM,
+        "the notice ended with no qualified party and no extension left",
+    ),
+    Transition(
+        _S.bidding,
+        _A.award,
+        _S.awarded,
+        _SYSTEM,
+        "the auction closed with a winner (reserve met); its deposit goes to escrow, the "
+        "others are released",
+    ),
+    Transition(
+        _S.bidding,
+        _A.close_unsold,
+        _S.unsold,
+        _SYSTEM,
+        "the auction closed without a winner (no bid, or the reserve not met)",
+    ),
+    Transition(
+        _S.unsold,
+        _A.relist,
+        _S.listed,
+        _SELLER_OR_OPERATOR,
+        "the listing terms are valid; a price below 90% of the appraised value only with an "
+        "operator's approval recorded",
+    ),
     *(
-        Transition(state, _A.withdraw, _S.withdrawn, _SELLER_OR_OPERATOR, "none")
-        for state in (_S.draft, _S.rights_review, _S.rights_confirmed, _S.priced)
+        Transition(
+            state,
+            _A.withdraw,
+            _S.withdrawn,
+            _SELLER_OR_OPERATOR,
+            "every deposit held for the deal is released",
+        )
+        for state in (
+            _S.draft,
+            _S.rights_review,
+            _S.rights_confirmed,
+            _S.priced,
+            _S.listed,
+            _S.bidding,
+            _S.unsold,
+        )
     ),
 )
 

@@ -28,6 +28,7 @@ class Deal(Base):
         CheckConstraint("version >= 1", name="version_positive"),
         CheckConstraint("listing_price IS NULL OR listing_price > 0", name="price_positive"),
         CheckConstraint("reserve_price IS NULL OR reserve_price > 0", name="reserve_positive"),
+        CheckConstraint("award_price IS NULL OR award_price > 0", name="award_positive"),
     )
 
     id: Mapped[str] = mapped_column(String(80), primary_key=True)
@@ -46,6 +47,11 @@ class Deal(Base):
     listing_price: Mapped[int | None] = mapped_column(BigInteger)
     reserve_price: Mapped[int | None] = mapped_column(BigInteger)
     certificate_id: Mapped[str | None] = mapped_column(String(80))
+    listing_id: Mapped[str | None] = mapped_column(String(80))  # the current listing
+    buyer_party_id: Mapped[str | None] = mapped_column(ForeignKey("party.id"))
+    award_price: Mapped[int | None] = mapped_column(BigInteger)
+    winning_bid_id: Mapped[str | None] = mapped_column(String(80))  # None: negotiated award
+    awarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -73,6 +73,11 @@ class DealOut(BaseModel):
     listing_price: Money | None
     reserve: Money | None
     certificate_id: str | None
+    listing_id: str | None = None
+    buyer_party_id: str | None = None
+    award_price: Money | None = None
+    winning_bid_id: str | None = None
+    awarded_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

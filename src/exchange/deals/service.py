@@ -22,6 +22,7 @@ from exchange.deals.machine import (
     Actor,
     DealAction,
     DealState,
+    Transition,
     allowed_actions,
     transition,
 )
@@ -40,6 +41,19 @@ from exchange.parties.service import get_party
 from exchange.pricing import rules as pricing
 
 AUCTION_METHODS = frozenset({"english", "sealed_first_price", "sealed_second_price", "dutch"})
+# Actions the listing service takes (they hold and move deposits), and the states it owns.
+LISTING_ACTIONS = frozenset(
+    {
+        DealAction.list,
+        DealAction.amend_listing,
+        DealAction.extend_notice,
+        DealAction.open_bidding,
+        DealAction.award,
+        DealAction.close_unsold,
+        DealAction.relist,
+    }
+)
+LISTING_STATES = frozenset({DealState.listed, DealState.bidding, DealState.unsold})
 
 
 class TransitionNotAllowed(Conflict):
@@ -174,15 +188,12 @@ async def perform(
     deal = await get_deal(session, deal_id, lock=True)
     check_version(f"deal {deal_id}", deal.version, if_match)
     state = DealState(deal.state)
-    found = transition(state, action)
-    if found is None:
-        raise TransitionNotAllowed(
-            f"{action} is not allowed from {state}",
+    found = check_allowed(deal, action, ctx)
+    if action in LISTING_ACTIONS or (action is DealAction.withdraw and state in LISTING_STATES):
+        raise GuardFailed(
+            f"{action} from {state} moves deposits: it is taken through the deal's listing",
             state=state.value,
-            allowed_actions=allowed_actions(state, frozenset({ctx.actor})),
         )
-    if ctx.actor not in found.actors:
-        raise Forbidden(f"{action} is for {', '.join(sorted(found.actors))}, not {ctx.actor}")
     detail: dict[str, Any] | None = {"reason": reason} if reason else None
     if action is DealAction.confirm:
         detail = await _confirm(session, deal, ctx)
@@ -193,12 +204,51 @@ async def perform(
         deal.certificate_id = None
         deal.valuation_id = deal.appraised_value = None
         deal.listing_price = deal.reserve_price = None
+    await _apply(session, deal, found, ctx, detail)
+    return deal
+
+
+def check_allowed(deal: Deal, action: DealAction, ctx: ActorContext) -> Transition:
+    """The table's row for `action` from the deal's state, for this actor; else 409 (403)."""
+    state = DealState(deal.state)
+    found = transition(state, action)
+    if found is None:
+        raise TransitionNotAllowed(
+            f"{action} is not allowed from {state}",
+            state=state.value,
+            allowed_actions=allowed_actions(state, frozenset({ctx.actor})),
+        )
+    if ctx.actor not in found.actors:
+        raise Forbidden(f"{action} is for {', '.join(sorted(found.actors))}, not {ctx.actor}")
+    return found
+
+
+async def _apply(
+    session: AsyncSession,
+    deal: Deal,
+    found: Transition,
+    ctx: ActorContext,
+    detail: dict[str, Any] | None,
+) -> None:
+    source = DealState(deal.state)
+    assert found.source is source
     deal.state = found.target.value
     deal.version += 1
     deal.updated_at = ctx.now
     await session.flush()
-    await _record_transition(session, deal, action.value, state, ctx, detail)
-    return deal
+    await _record_transition(session, deal, found.action.value, source, ctx, detail)
+
+
+async def perform_for_listing(
+    session: AsyncSession,
+    deal: Deal,
+    action: DealAction,
+    ctx: ActorContext,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Apply a listing's action to its deal, locked by the caller (`get_deal(lock=True)`), after
+    the listing service has checked its guard and written its own rows."""
+    await _apply(session, deal, check_allowed(deal, action, ctx), ctx, detail)
 
 
 async def _record_transition(

@@ -24,7 +24,7 @@ from exchange.events import emit
 from exchange.parties.models import Party
 
 # A deal is a supply while it is offered: priced now; the listing issue adds `listed`.
-SUPPLY_STATES = frozenset({DealState.priced.value})
+SUPPLY_STATES = frozenset({DealState.priced.value, DealState.listed.value, DealState.bidding.value})
 OPEN = "open"
 WITHDRAWN = "withdrawn"
 
