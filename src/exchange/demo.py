@@ -245,7 +245,7 @@ async def seed_auction(
         await create_party(session, party_id=party_id, name=party_id, kind="enterprise", now=now)
         await open_accounts(session, party_id, "CNY", now)
         await _fund(session, party_id, funds, now)
-        await listings.register_intent(session, listing.id, party_id, published)
+        await listings.register_intent(session, listing.id, party_id, published.now)
     assert await listings.process_due(session, listing.id, now, market)
     return SeededAuction(listing.id, deal_id, seller, parties, start_price, increment, "CNY")
 

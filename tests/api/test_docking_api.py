@@ -12,8 +12,8 @@ import pytest
 
 from exchange.auth.service import Role
 from exchange.events import OutboxEvent
-from tests.factories import Chain, new_uscc
 from tests.conftest import Key, new_key
+from tests.factories import Chain, new_uscc
 
 
 def region() -> str:

@@ -475,3 +475,32 @@ async def test_unknown_listing_and_bad_bids_are_problems(market: Market, client)
         "/v1/listings/lst_missing/bids", json={"amount": cny("100")}, headers=key.headers
     )
     assert not_registered.status_code == 404
+
+
+async def test_a_docking_interest_opens_a_negotiated_deal(market: Market, client):
+    deal = await market.chain.priced_deal("negotiated")
+    demander = await market.bidder()
+    demand = await market.chain.post(
+        "/v1/demands",
+        {"title": "固态电解质", "description": "solid electrolyte for batteries"},
+        key=demander,
+    )
+    await market.chain.post(
+        f"/v1/demands/{demand['id']}/interests", {"deal_id": deal["id"]}, key=demander
+    )
+    path = f"/v1/demands/{demand['id']}/interests/{deal['id']}/actions/register_intent"
+    not_listed = await client.post(path, headers=demander.headers)
+    assert not_listed.status_code == 409 and not_listed.json()["state"] == "priced"
+    listing = await market.chain.post(
+        "/v1/listings",
+        {"deal_id": deal["id"], "listing_price": cny(deal["appraised"]), "deposit": cny(DEPOSIT)},
+    )
+    intent = await market.chain.post(path, None, key=demander)
+    assert intent["listing_id"] == listing["id"] and intent["status"] == "held"
+    stranger = await market.bidder()
+    hidden = await client.post(path, headers=stranger.headers)
+    assert hidden.status_code == 404
+    await market.end_notice(listing)
+    awarded = await market.deal(deal["id"])
+    assert awarded["state"] == "awarded" and awarded["buyer_party_id"] == demander.party_id
+    assert awarded["award_price"] == cny(deal["appraised"])

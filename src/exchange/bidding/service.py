@@ -71,6 +71,7 @@ class AuctionSpec:
 @dataclass(frozen=True, slots=True)
 class Offer:
     party_id: str
+    currency: str
     amount: int
     max_amount: int | None
     proposal_sha256: str | None
@@ -246,6 +247,11 @@ async def bid_locked(
         raise AuctionClosed(
             f"the auction of {auction.listing_id} closed at {auction.closes_at.isoformat()}",
             closes_at=auction.closes_at.isoformat(),
+        )
+    if offer.currency != auction.currency:
+        raise Unprocessable(
+            f"the auction is in {auction.currency}, not {offer.currency}",
+            errors=[{"field": "amount.currency", "code": "currency_mismatch"}],
         )
     method = Method(auction.method)
     if method is Method.english:

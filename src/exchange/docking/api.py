@@ -14,7 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth.service import Principal, Role
+from exchange.db import judged_now
 from exchange.deals import service as deals
+from exchange.deals.machine import DealState
 from exchange.deals.models import Deal
 from exchange.deals.rights import RightsOffered
 from exchange.docking import service as docking
@@ -32,7 +34,9 @@ from exchange.docking.schemas import (
     MatchSetOut,
     MatchSetPage,
 )
-from exchange.errors import Forbidden, NotFound, Unprocessable
+from exchange.errors import Conflict, Forbidden, NotFound, Unprocessable
+from exchange.listings import service as listings
+from exchange.listings.schemas import IntentOut
 from exchange.money import Money
 from exchange.schemas import REFERENCE_ID_PATTERN
 from exchange.web import (
@@ -386,4 +390,38 @@ async def express_interest(
 
     return await execute(
         request, app, principal, action="demand.interest", target=demand_id, work=work
+    )
+
+
+@router.post(
+    "/v1/demands/{demand_id}/interests/{deal_id}/actions/register_intent",
+    status_code=201,
+    response_model=IntentOut,
+    responses=problems(404, 409, 422),
+)
+async def register_intent_from_interest(
+    demand_id: IdPath, deal_id: IdPath, request: Request, app: ServicesDep, principal: Writer
+) -> Response:
+    """Turn an interest into a negotiation on the exchange: the demander registers its intent
+    on the supply's listing, its deposit held (409 when the supply is not in public notice). A
+    sole qualified party at the notice's end gets a negotiated transfer (场内协议转让)."""
+
+    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
+        demand = await _own_demand(session, principal, demand_id)
+        interest = await docking.get_interest(session, demand.id, deal_id)
+        deal = await deals.get_deal(session, interest.deal_id)
+        if deal.state != DealState.listed.value or deal.listing_id is None:
+            raise Conflict(
+                f"deal {deal_id} is {deal.state}: intents are registered during its public notice",
+                state=deal.state,
+            )
+        now = await judged_now(session, app.clock)
+        intent, created = await listings.register_intent(
+            session, deal.listing_id, interest.demander_party_id, now
+        )
+        listing = await listings.get_listing(session, deal.listing_id)
+        return (201 if created else 200), IntentOut.of(intent, listing.currency)
+
+    return await execute(
+        request, app, principal, action="demand.register_intent", target=demand_id, work=work
     )

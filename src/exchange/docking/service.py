@@ -299,6 +299,14 @@ async def match_sets(
     return list((await session.scalars(query)).all())
 
 
+async def get_interest(session: AsyncSession, demand_id: str, deal_id: str) -> Interest:
+    query = select(Interest).where(Interest.demand_id == demand_id, Interest.deal_id == deal_id)
+    interest = (await session.scalars(query)).first()
+    if interest is None:
+        raise NotFound(f"demand {demand_id} has expressed no interest in deal {deal_id}")
+    return interest
+
+
 async def record_interest(
     session: AsyncSession, demand: Demand, deal_id: str, note: str | None, now: datetime
 ) -> Interest:

@@ -26,9 +26,9 @@ from exchange.db import judged_now
 from exchange.deals import service as deals
 from exchange.deals.machine import Actor
 from exchange.deals.models import Deal
-from exchange.errors import NotFound, Unprocessable
+from exchange.errors import NotFound
 from exchange.listings import service as listings
-from exchange.listings.models import Intent, Listing, ListingStatus
+from exchange.listings.models import Listing, ListingStatus
 from exchange.listings.schemas import (
     AuctionOut,
     AuctionTermsIn,
@@ -380,19 +380,6 @@ async def amend(
 # Intents
 
 
-def intent_out(intent: Intent, currency: str) -> IntentOut:
-    return IntentOut(
-        id=intent.id,
-        listing_id=intent.listing_id,
-        party_id=intent.party_id,
-        deposit=Money.of(intent.deposit, currency),
-        deposit_hold_id=intent.deposit_hold_id,
-        status=intent.status,
-        registered_at=intent.registered_at,
-        resolved_at=intent.resolved_at,
-    )
-
-
 @router.post(
     "/{listing_id}/intents",
     status_code=201,
@@ -412,12 +399,9 @@ async def register_intent(
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
         now = await judged_now(session, app.clock)
-        actor = Actor.operator if principal.role is not Role.member else Actor.seller
-        intent, created = await listings.register_intent(
-            session, listing_id, party_id, _context(principal, actor, now)
-        )
+        intent, created = await listings.register_intent(session, listing_id, party_id, now)
         listing = await listings.get_listing(session, listing_id)
-        return (201 if created else 200), intent_out(intent, listing.currency)
+        return (201 if created else 200), IntentOut.of(intent, listing.currency)
 
     return await execute(
         request, app, principal, action="listing.register_intent", target=listing_id, work=work
@@ -440,7 +424,7 @@ async def list_intents(
         found = await listings.intents_of(session, listing_id, status=None)
         if not _private_viewer(principal, deal):
             found = [i for i in found if i.party_id == principal.party_id]
-        return [intent_out(i, listing.currency) for i in found]
+        return [IntentOut.of(i, listing.currency) for i in found]
 
     return await app.db.read(read)
 
@@ -492,18 +476,13 @@ async def place_bid(
     party_id = acting_party(principal, body.party_id, "party_id")
     offer = bidding.Offer(
         party_id=party_id,
+        currency=body.amount.currency,
         amount=body.amount.minor(),
         max_amount=body.max_amount.minor() if body.max_amount else None,
         proposal_sha256=body.proposal_sha256,
     )
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
-        auction_row = await bidding.get_auction(session, listing_id)
-        if auction_row is not None and body.amount.currency != auction_row.currency:
-            raise Unprocessable(
-                f"the auction is in {auction_row.currency}",
-                errors=[{"field": "amount.currency", "code": "currency_mismatch"}],
-            )
         auction, placed = await listings.place_bid(
             session, listing_id, offer, lambda s: judged_now(s, app.clock)
         )

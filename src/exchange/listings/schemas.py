@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from exchange.deals.schemas import TradeMethod
+from exchange.listings.models import Intent
 from exchange.money import Money, MoneyIn
 from exchange.parties.models import PartyKind
 from exchange.schemas import Input, Ref, Sha256
@@ -170,6 +171,19 @@ class IntentOut(BaseModel):
     status: str
     registered_at: datetime
     resolved_at: datetime | None
+
+    @classmethod
+    def of(cls, intent: Intent, currency: str) -> IntentOut:
+        return cls(
+            id=intent.id,
+            listing_id=intent.listing_id,
+            party_id=intent.party_id,
+            deposit=Money.of(intent.deposit, currency),
+            deposit_hold_id=intent.deposit_hold_id,
+            status=intent.status,
+            registered_at=intent.registered_at,
+            resolved_at=intent.resolved_at,
+        )
 
 
 class BidIn(Input):

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.assets import service as assets
@@ -369,7 +369,8 @@ async def amend(
     deals.check_allowed(deal, DealAction.amend_listing, ctx)
     if listing.status != ListingStatus.notice.value or ctx.now >= listing.notice_ends_at:
         raise NoticeEnded(f"the notice of {listing_id} has ended: its terms are fixed")
-    _check_terms(deal, terms, market, ctx, relisting=listing.round > 1)
+    approval = _check_terms(deal, terms, market, ctx, relisting=listing.round > 1)
+    listing.below_appraisal_approval = orjson.dumps(approval).decode() if approval else None
     released = []
     if terms.deposit != listing.deposit:
         released = await _release(session, await intents_of(session, listing.id), ctx.now)
@@ -411,7 +412,7 @@ async def intents_of(
 
 
 async def register_intent(
-    session: AsyncSession, listing_id: str, party_id: str, ctx: deals.ActorContext
+    session: AsyncSession, listing_id: str, party_id: str, now: datetime
 ) -> tuple[Intent, bool]:
     """Register `party_id`'s intent during notice: its deposit becomes a hold from its available
     account into the listing's deposit account (no deposit, no registration). Registering again
@@ -419,7 +420,7 @@ async def register_intent(
     listing = await get_listing(session, listing_id)
     deal = await deals.get_deal(session, listing.deal_id, lock=True)
     await session.refresh(listing)
-    if listing.status != ListingStatus.notice.value or ctx.now >= listing.notice_ends_at:
+    if listing.status != ListingStatus.notice.value or now >= listing.notice_ends_at:
         raise NoticeEnded(
             f"the notice of {listing_id} ended at {listing.notice_ends_at.isoformat()}: a "
             "registration or deposit after it counts as a withdrawal",
@@ -441,10 +442,10 @@ async def register_intent(
         party_id=party_id,
         deposit=listing.deposit,
         status=IntentStatus.held.value,
-        registered_at=ctx.now,
+        registered_at=now,
     )
     intent.deposit_hold_id = f"dep.{intent.id}"
-    await open_accounts(session, party_id, listing.currency, ctx.now)
+    await open_accounts(session, party_id, listing.currency, now)
     try:
         await ledger.create_transfers(
             session,
@@ -462,7 +463,7 @@ async def register_intent(
                     reference=listing_id,
                 )
             ],
-            ctx.now,
+            now,
         )
     except ledger.TransfersRefused as refused:
         raise ledger.TransfersRefused.single(refused.failures[0]) from None
@@ -475,7 +476,7 @@ async def register_intent(
         aggregate_id=listing_id,
         version=listing.version,
         payload={"listing_id": listing_id, "intent_id": intent.id, "party_id": party_id},
-        now=ctx.now,
+        now=now,
     )
     return intent, True
 
@@ -554,10 +555,7 @@ async def due_listing_ids(session: AsyncSession, now: datetime, limit: int) -> l
     )
     auctions = select(Auction.listing_id).where(
         Auction.status == AuctionStatus.open.value,
-        or_(
-            Auction.closes_at <= now,
-            Auction.leader_bid_id.is_not(None) & (Auction.method == Method.dutch.value),
-        ),
+        Auction.closes_at <= now,
     )
     found = list((await session.scalars(notices.limit(limit))).all())
     found += list((await session.scalars(auctions.limit(limit))).all())
