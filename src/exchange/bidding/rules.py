@@ -181,7 +181,8 @@ def _english_refusal(
 def _duel(
     book: EnglishBook, bidder: str, amount: int, new_max: int, tiers: Sequence[IncrementTier]
 ) -> tuple[PlacedBid, ...]:
-    """The proxy answers after a new bid, as recorded: none, the one, or the last two.
+    """The proxy answers after a new bid, as recorded: none, the one, or the last two (only the
+    last when the one before it is the new bidder's own raise, so no bidder follows itself).
 
     Whoever moves, the k-th answer is the k-th minimum raise above `amount`; the old leader moves
     on odd k. A bidder can make every raise up to its maximum, so the duel stops at the first odd k
@@ -206,7 +207,12 @@ def _duel(
     last = answer(answers, before_last + increment_at(before_last, tiers))
     if answers == 1:
         return (last,)
-    return (answer(answers - 1, before_last), last)
+    loser = answer(answers - 1, before_last)
+    if loser.bidder == bidder:
+        # The new bidder's own proxy raise would follow its bid: the record shows the old
+        # leader's final answer right after the bid instead (still at least one increment up).
+        return (last,)
+    return (loser, last)
 
 
 def english_bid(
