@@ -16,6 +16,7 @@ from exchange.auth.service import Principal, Role
 from exchange.errors import Forbidden, NotFound, Unprocessable
 from exchange.ledger import service as ledger
 from exchange.ledger.access import foreign_debits, is_own
+from exchange.ledger.coalescer import submit_transfer
 from exchange.ledger.models import Account, FxRate, OwnerType, TransferKind
 from exchange.ledger.schemas import (
     AccountIn,
@@ -327,8 +328,8 @@ async def create_transfer(
     fingerprint = await fingerprint_of(request) if key is not None else ""
     request.state.audited = True  # the coalescer writes this request's audit record
     assert app.transfers is not None
-    status, payload = await app.transfers.submit(
-        _spec(body), principal, actor_of(principal).request_id, key, fingerprint
+    status, payload = await submit_transfer(
+        app.transfers, _spec(body), principal, actor_of(principal).request_id, key, fingerprint
     )
     media_type = "application/json" if status < 400 else PROBLEM_MEDIA_TYPE
     return Response(payload, status_code=status, media_type=media_type)

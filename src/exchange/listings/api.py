@@ -31,11 +31,12 @@ from exchange.listings import service as listings
 from exchange.listings.models import Listing, ListingStatus
 from exchange.listings.schemas import (
     AuctionOut,
-    AuctionTermsIn,
+    AuctionTermsOut,
     BidIn,
     BidOut,
     BidPage,
-    EligibilityIn,
+    CriterionOut,
+    EligibilityOut,
     IncrementTierOut,
     IntentIn,
     IntentOut,
@@ -146,26 +147,22 @@ def _listing_view(
             IncrementTierOut(from_price=Money.of(f, currency), increment=Money.of(i, currency))
             for f, i in orjson.loads(listing.increments)
         ],
-        "eligibility": EligibilityIn.model_validate(orjson.loads(listing.eligibility)),
+        "eligibility": EligibilityOut.model_validate(orjson.loads(listing.eligibility)),
         "notice_working_days": listing.notice_working_days,
         "published_at": listing.published_at,
         "notice_ends_at": listing.notice_ends_at,
         "extensions_used": listing.extensions_used,
         "extensions_max": listing.extensions_max,
-        "auction_terms": AuctionTermsIn.model_validate(
-            {
-                "duration_s": terms["duration_s"],
-                "soft_close_s": terms["soft_close_s"],
-                "hard_close_after_s": terms["hard_close_after_s"],
-                "dutch_step": Money.of(terms["dutch_step"], currency).model_dump()
-                if terms["dutch_step"]
-                else None,
-                "dutch_interval_s": terms["dutch_interval_s"],
-                "criteria": [
-                    {"name": n, "weight_pct": f"{w // 100}.{w % 100:02d}"}
-                    for n, w in terms["criteria"]
-                ],
-            }
+        "auction_terms": AuctionTermsOut(
+            duration_s=terms["duration_s"],
+            soft_close_s=terms["soft_close_s"],
+            hard_close_after_s=terms["hard_close_after_s"],
+            dutch_step=_money(terms["dutch_step"], currency),
+            dutch_interval_s=terms["dutch_interval_s"],
+            criteria=[
+                CriterionOut(name=n, weight_pct=f"{w // 100}.{w % 100:02d}")
+                for n, w in terms["criteria"]
+            ],
         ),
         "auction": auction_view,
         "award_price": _money(deal.award_price, currency)

@@ -96,6 +96,28 @@ class ListingAmendIn(ListingIn):
     deal_id: Ref | None = None  # type: ignore[assignment]
 
 
+class EligibilityOut(BaseModel):
+    party_kinds: list[str] | None
+    regions: list[str] | None
+    domestic_only: bool
+
+
+class CriterionOut(BaseModel):
+    name: str
+    weight_pct: str
+
+
+class AuctionTermsOut(BaseModel):
+    """The stored terms as they are (an input's limits may have changed since)."""
+
+    duration_s: int
+    soft_close_s: int
+    hard_close_after_s: int
+    dutch_step: Money | None
+    dutch_interval_s: int | None
+    criteria: list[CriterionOut]
+
+
 class IncrementTierOut(BaseModel):
     from_price: Money
     increment: Money
@@ -131,13 +153,13 @@ class ListingOut(BaseModel):
     listing_price: Money
     deposit: Money
     increments: list[IncrementTierOut]
-    eligibility: EligibilityIn
+    eligibility: EligibilityOut
     notice_working_days: int
     published_at: datetime
     notice_ends_at: datetime
     extensions_used: int
     extensions_max: int
-    auction_terms: AuctionTermsIn
+    auction_terms: AuctionTermsOut
     auction: AuctionOut | None
     award_price: Money | None = None
     ended_at: datetime | None = None
