@@ -29,6 +29,7 @@ from exchange.health import router as health_router
 from exchange.ledger.api import router as ledger_router
 from exchange.ledger.api import transfer_out
 from exchange.ledger.coalescer import transfer_coalescer
+from exchange.listings.api import bid_coalescer
 from exchange.listings.api import router as listings_router
 from exchange.listings.service import ListingRules
 from exchange.parties.api import router as parties_router
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         auth_cache=AuthCache(ttl_s=settings.auth_cache_ttl_s),
         docking=DockingRuntime(db, clock),
         transfers=transfer_coalescer(db, clock, transfer_out),
+        bids=bid_coalescer(db, clock),
     )
 
     @contextlib.asynccontextmanager

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import orjson
 import structlog
@@ -154,19 +154,26 @@ class Coalescer(Generic[T]):
 
     async def _unit(self, session: AsyncSession, batch: list[Submission[T]]) -> list[Answer]:
         now = self.clock.now()
+        audits: list[dict[str, Any]] = []
         answers: list[Answer | None] = [
-            await self._replayed(session, submission, now) for submission in batch
+            await self._replayed(session, submission, now, audits) for submission in batch
         ]
         applying = [index for index, answer in enumerate(answers) if answer is None]
         if applying:
             results = await self.apply(session, [batch[i] for i in applying], now)
             assert len(results) == len(applying), "one result per submission"
             for index, result in zip(applying, results, strict=True):
-                answers[index] = await self._answer(session, batch[index], result, now)
+                answers[index] = await self._answer(session, batch[index], result, now, audits)
+        assert len(audits) == len(batch), "one audit record per request"
+        await audit_service.record_all(session, audits)
         return [answer for answer in answers if answer is not None]
 
     async def _replayed(
-        self, session: AsyncSession, submission: Submission[T], now: datetime
+        self,
+        session: AsyncSession,
+        submission: Submission[T],
+        now: datetime,
+        audits: list[dict[str, Any]],
     ) -> Answer | None:
         key = submission.idempotency_key
         if key is None:
@@ -176,17 +183,22 @@ class Coalescer(Generic[T]):
                 session, submission.principal.key_id, key, submission.fingerprint
             )
         except DomainError as error:  # the key was used with another body
-            return await self._answer(session, submission, error, now)
+            return await self._answer(session, submission, error, now, audits)
         if stored is not None:
-            await self._audit(session, submission, "replayed", stored[0], now)
+            audits.append(self._audit(submission, "replayed", stored[0], now))
         return stored
 
     async def _answer(
-        self, session: AsyncSession, submission: Submission[T], result: Result, now: datetime
+        self,
+        session: AsyncSession,
+        submission: Submission[T],
+        result: Result,
+        now: datetime,
+        audits: list[dict[str, Any]],
     ) -> Answer:
         if isinstance(result, DomainError):
             detail = result.detail[:1000]
-            await self._audit(session, submission, result.code, result.status, now, detail)
+            audits.append(self._audit(submission, result.code, result.status, now, detail))
             return result.status, orjson.dumps(result.problem(self.instance(submission.item)))
         status, model = result
         body = orjson.dumps(model.model_dump(mode="json"))
@@ -200,20 +212,18 @@ class Coalescer(Generic[T]):
                 body,
                 now,
             )
-        await self._audit(session, submission, "ok", status, now)
+        audits.append(self._audit(submission, "ok", status, now))
         return status, body
 
-    async def _audit(
+    def _audit(
         self,
-        session: AsyncSession,
         submission: Submission[T],
         outcome: str,
         status: int,
         now: datetime,
         detail: str | None = None,
-    ) -> None:
-        await audit_service.record(
-            session,
+    ) -> dict[str, Any]:
+        return audit_service.entry(
             audit_service.Actor(submission.principal, submission.request_id),
             action=self.action,
             target=submission.target,

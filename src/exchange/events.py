@@ -51,8 +51,7 @@ async def emit(
             occurred_at=now,
             feed_seq=None,
         )
-    )
-    await session.flush()
+    )  # written at the next flush, with the transaction's other rows
 
 
 async def events_of(session: AsyncSession, aggregate_id: str) -> list[OutboxEvent]:

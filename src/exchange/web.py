@@ -23,11 +23,13 @@ from exchange import idempotency as idempotency_store
 from exchange.audit import service as audit_service
 from exchange.auth.service import Principal, Role, authenticate
 from exchange.clock import Clock
+from exchange.coalescer import Coalescer
 from exchange.config import Settings
 from exchange.db import Database
 from exchange.docking.runtime import DockingRuntime
 from exchange.errors import DomainError, Forbidden, InvalidCursor, Unauthenticated, Unprocessable
 from exchange.ledger.coalescer import TransferCoalescer
+from exchange.listings.service import BidSubmission
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 AUTH_CACHE_ENTRIES_MAX = 10_000
@@ -61,6 +63,7 @@ class Services:
     auth_cache: AuthCache
     docking: DockingRuntime | None = None
     transfers: TransferCoalescer | None = None
+    bids: Coalescer[BidSubmission] | None = None
 
 
 def services_of(request: Request) -> Services:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,32 @@ class Actor:
     request_id: str | None
 
 
+def entry(
+    actor: Actor,
+    *,
+    action: str,
+    target: str | None,
+    outcome: str,
+    status: int,
+    at: datetime,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """One audit record's values, for `record_all`."""
+    principal = actor.principal
+    return {
+        "at": at,
+        "request_id": actor.request_id,
+        "key_id": principal.key_id if principal else None,
+        "role": principal.role.value if principal else None,
+        "party_id": principal.party_id if principal else None,
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+        "status": status,
+        "detail": detail,
+    }
+
+
 async def record(
     session: AsyncSession,
     actor: Actor,
@@ -34,22 +60,16 @@ async def record(
     at: datetime,
     detail: str | None = None,
 ) -> None:
-    principal = actor.principal
-    await session.execute(
-        _INSERT,
-        {
-            "at": at,
-            "request_id": actor.request_id,
-            "key_id": principal.key_id if principal else None,
-            "role": principal.role.value if principal else None,
-            "party_id": principal.party_id if principal else None,
-            "action": action,
-            "target": target,
-            "outcome": outcome,
-            "status": status,
-            "detail": detail,
-        },
+    values = entry(
+        actor, action=action, target=target, outcome=outcome, status=status, at=at, detail=detail
     )
+    await session.execute(_INSERT, values)
+
+
+async def record_all(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+    """Several records in one statement (the requests of one coalesced transaction)."""
+    if entries:
+        await session.execute(_INSERT, entries)
 
 
 async def list_records(

@@ -220,27 +220,10 @@ def dutch_price_now(auction: Auction, now: datetime) -> int:
 # Bidding
 
 
-async def lock_for_bid(session: AsyncSession, listing_id: str, party_id: str) -> Auction:
-    """The auction, locked, if `party_id` may bid on it; else a 404/409 that writes nothing."""
-    auction = await get_auction(session, listing_id, lock=True)
-    if auction is None:
-        raise NotFound(f"listing {listing_id} has no auction (it is not in bidding)")
-    registered = await session.scalar(
-        select(AuctionBidder.number).where(
-            AuctionBidder.listing_id == listing_id, AuctionBidder.party_id == party_id
-        )
-    )
-    if registered is None:
-        raise Forbidden(
-            f"party {party_id} is not a registered bidder with a held deposit on {listing_id}"
-        )
-    return auction
-
-
 async def bid_locked(
     session: AsyncSession, auction: Auction, offer: Offer, now: datetime
 ) -> list[Bid]:
-    """Record one bid on `auction`, locked by `lock_for_bid`, judged at `now`: refused with a
+    """Record one bid on `auction`, locked, judged at `now`: refused with a
     409 naming why (nothing written), or recorded with any proxy answers and the auction's new
     state. A Dutch acceptance closes the auction."""
     if auction.status != AuctionStatus.open.value or now >= auction.closes_at:
@@ -303,8 +286,7 @@ async def _english(
     auction.leader_max = outcome.book.leader_max
     auction.leader_bid_id = bids[-1].id
     auction.closes_at = outcome.book.closes_at
-    await session.flush()
-    return bids
+    return bids  # written at the next flush: one statement for a batch's bids
 
 
 async def _dutch(session: AsyncSession, auction: Auction, offer: Offer, now: datetime) -> list[Bid]:
@@ -323,7 +305,6 @@ async def _dutch(session: AsyncSession, auction: Auction, offer: Offer, now: dat
     auction.price = price
     auction.leader_party_id = offer.party_id
     auction.leader_bid_id = bid.id
-    await session.flush()
     return [bid]
 
 
@@ -360,7 +341,6 @@ async def _sealed(
     bid = _new_bid(auction, offer.party_id, offer.amount, now)
     bid.proposal_sha256 = offer.proposal_sha256
     session.add(bid)
-    await session.flush()
     return [bid]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
@@ -22,11 +22,13 @@ from exchange.auth.service import Principal, Role
 from exchange.bidding import rules as bidding_rules
 from exchange.bidding import service as bidding
 from exchange.bidding.models import SEALED_METHODS, Auction, AuctionStatus, Bid, Method
-from exchange.db import judged_now
+from exchange.clock import Clock
+from exchange.coalescer import Coalescer, Result, Submission
+from exchange.db import Database, judged_now
 from exchange.deals import service as deals
 from exchange.deals.machine import Actor
 from exchange.deals.models import Deal
-from exchange.errors import NotFound
+from exchange.errors import DomainError, NotFound
 from exchange.listings import service as listings
 from exchange.listings.models import Listing, ListingStatus
 from exchange.listings.schemas import (
@@ -55,6 +57,7 @@ from exchange.listings.schemas import (
 from exchange.money import Money
 from exchange.schemas import REFERENCE_ID_PATTERN
 from exchange.web import (
+    PROBLEM_MEDIA_TYPE,
     Services,
     ServicesDep,
     acting_party,
@@ -63,6 +66,8 @@ from exchange.web import (
     encode_cursor,
     etagged,
     execute,
+    fingerprint_of,
+    idempotency_key_of,
     if_match_version,
     optional_principal,
     problems,
@@ -76,6 +81,8 @@ Operator = Annotated[Principal, Depends(require(Role.operator, Role.admin))]
 Viewer = Annotated[Principal | None, Depends(optional_principal)]
 ListingIdPath = Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]
 STREAM_POLL_S = 0.25
+BID_BATCH_MAX = 256
+BID_LANES = 8  # transactions at a time per process, each on a different auction
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,7 +463,7 @@ def _viewer_party(principal: Principal | None) -> str | None:
     "/{listing_id}/bids",
     status_code=201,
     response_model=PlacedOut,
-    responses=problems(404, 409, 422),
+    responses=problems(403, 404, 409, 422),
 )
 async def place_bid(
     listing_id: ListingIdPath,
@@ -469,7 +476,8 @@ async def place_bid(
     plus the increment (the first at least the listing price), never over one's own lead, with
     an optional proxy maximum; sealed and tender: one bid per bidder, revisable until close;
     Dutch: accepts the clock's price and wins. After the close (judged by the database's clock)
-    every bid is refused with 409 `auction_closed`."""
+    every bid is refused with 409 `auction_closed`. Concurrent bids on one auction share one
+    transaction of this process (each accepted or refused on its own, in arrival order)."""
     party_id = acting_party(principal, body.party_id, "party_id")
     offer = bidding.Offer(
         party_id=party_id,
@@ -478,22 +486,71 @@ async def place_bid(
         max_amount=body.max_amount.minor() if body.max_amount else None,
         proposal_sha256=body.proposal_sha256,
     )
+    key = idempotency_key_of(request)
+    fingerprint = await fingerprint_of(request) if key is not None else ""
+    request.state.audited = True  # the coalescer writes this request's audit record
+    assert app.bids is not None
+    status, payload = await app.bids.submit(
+        listings.BidSubmission(listing_id, offer),
+        target=listing_id,
+        group=listing_id,
+        marks=frozenset(),
+        principal=principal,
+        request_id=actor_of(principal).request_id,
+        idempotency_key=key,
+        fingerprint=fingerprint,
+    )
+    media_type = "application/json" if status < 400 else PROBLEM_MEDIA_TYPE
+    return Response(payload, status_code=status, media_type=media_type)
 
-    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
-        auction, placed = await listings.place_bid(
-            session, listing_id, offer, lambda s: judged_now(s, app.clock)
-        )
+
+def bid_coalescer(db: Database, clock: Clock) -> Coalescer[listings.BidSubmission]:
+    """Bids on one auction from one process share one transaction: one lock of the auction row
+    for all of them, instead of one lock wait each among every waiter of every process."""
+
+    async def apply(
+        session: AsyncSession, batch: Sequence[Submission[listings.BidSubmission]], now: datetime
+    ) -> list[Result]:
+        listing_id = batch[0].item.listing_id
+        assert all(s.item.listing_id == listing_id for s in batch), "one auction per batch"
+        try:
+            auction = await listings.lock_auction(session, listing_id)
+        except DomainError as error:
+            return [error for _ in batch]
+        judged = await judged_now(session, clock)
         numbers = await bidding.bidder_numbers(session, listing_id)
-        view = auction_out(auction, auction.closed_at or app.clock.now())
-        if auction.method == Method.english.value and auction.leader_party_id:
-            view.leading_bidder = numbers[auction.leader_party_id]
-        return 201, PlacedOut(
-            listing_id=listing_id,
-            accepted=[bid_out(b, auction, numbers, party_id) for b in placed],
-            auction=view,
-        )
+        return [await _one_bid(session, auction, numbers, s.item.offer, judged) for s in batch]
 
-    return await execute(request, app, principal, action="bid.place", target=listing_id, work=work)
+    return Coalescer(
+        db,
+        clock,
+        action="bid.place",
+        instance=lambda item: f"/v1/listings/{item.listing_id}/bids",
+        apply=apply,
+        batch_max=BID_BATCH_MAX,
+        lanes=BID_LANES,
+    )
+
+
+async def _one_bid(
+    session: AsyncSession,
+    auction: Auction,
+    numbers: dict[str, int],
+    offer: bidding.Offer,
+    now: datetime,
+) -> Result:
+    try:
+        placed = await listings.bid_on_locked(session, auction, numbers, offer, now)
+    except DomainError as error:
+        return error
+    view = auction_out(auction, auction.closed_at or now)
+    if auction.method == Method.english.value and auction.leader_party_id:
+        view.leading_bidder = numbers[auction.leader_party_id]
+    return 201, PlacedOut(
+        listing_id=auction.listing_id,
+        accepted=[bid_out(b, auction, numbers, offer.party_id) for b in placed],
+        auction=view,
+    )
 
 
 async def _bid_page(

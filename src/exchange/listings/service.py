@@ -10,7 +10,7 @@ serialises everything else a listing does (intents, the notice's end, amendments
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -787,29 +787,54 @@ async def _emit(session: AsyncSession, listing: Listing, type: str, now: datetim
 # Bids, through the listing
 
 
-async def place_bid(
+@dataclass(frozen=True, slots=True)
+class BidSubmission:
+    """A bid waiting for its auction's next transaction (see `listings.api.bid_coalescer`)."""
+
+    listing_id: str
+    offer: bidding.Offer
+
+
+async def lock_auction(session: AsyncSession, listing_id: str) -> Auction:
+    """The listing's auction, locked for bids: every bid and the close take this one lock."""
+    auction = await bidding.get_auction(session, listing_id, lock=True)
+    if auction is None:
+        raise NotFound(f"listing {listing_id} has no auction (it is not in bidding)")
+    return auction
+
+
+async def bid_on_locked(
     session: AsyncSession,
-    listing_id: str,
+    auction: Auction,
+    bidders: dict[str, int],
     offer: bidding.Offer,
-    judge: Callable[[AsyncSession], Awaitable[datetime]],
-) -> tuple[Auction, list[Bid]]:
-    """One bid: the auction row is locked first, then the time is judged (so no bid is taken
-    after a close another process judged), then the bid is recorded; a Dutch acceptance awards
-    in the same transaction."""
-    auction = await bidding.lock_for_bid(session, listing_id, offer.party_id)
-    now = await judge(session)
+    now: datetime,
+) -> list[Bid]:
+    """One bid on `auction`, locked by `lock_auction` and judged at `now` (`db.judged_now`,
+    taken after the lock, so no bid is taken after a close another process judged): refused
+    with nothing written, or recorded with its event; a Dutch acceptance awards at once."""
+    if offer.party_id not in bidders:
+        raise Forbidden(
+            f"party {offer.party_id} is not a registered bidder with a held deposit on "
+            f"{auction.listing_id}"
+        )
     bids = await bidding.bid_locked(session, auction, offer, now)
     await emit(
         session,
         type="bid.placed",
         aggregate_type="listing",
-        aggregate_id=listing_id,
+        aggregate_id=auction.listing_id,
         version=auction.last_seq,
-        payload={"listing_id": listing_id, "seq": auction.last_seq, "method": auction.method},
+        payload={
+            "listing_id": auction.listing_id,
+            "seq": auction.last_seq,
+            "method": auction.method,
+        },
         now=now,
     )
     if auction.method == Method.dutch.value:
         closing = await bidding.close_if_due(session, auction, now)
         assert closing is not None and closing.award is not None
-        await conclude_auction(session, await get_listing(session, listing_id), closing.award, now)
-    return auction, bids
+        listing = await get_listing(session, auction.listing_id)
+        await conclude_auction(session, listing, closing.award, now)
+    return bids
