@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Key, TestClock, new_member
+from exchange.auth.service import Role
+from tests.conftest import Key, TestClock, new_key, new_member
 from tests.factories import PROBLEM, Chain
 
 DEPOSIT = "5000.00"
@@ -364,9 +365,6 @@ async def _dutch(market: Market) -> tuple[dict[str, Any], dict[str, Any]]:
 async def test_tender_is_scored_by_its_panel_and_awarded_to_the_best_score(
     market: Market, operator, db, clock
 ):
-    from exchange.auth.service import Role
-    from tests.conftest import new_key
-
     deal, listing = await market.listed(
         "tender",
         auction={
@@ -504,3 +502,45 @@ async def test_a_docking_interest_opens_a_negotiated_deal(market: Market, client
     awarded = await market.deal(deal["id"])
     assert awarded["state"] == "awarded" and awarded["buyer_party_id"] == demander.party_id
     assert awarded["award_price"] == cny(deal["appraised"])
+
+
+async def test_a_tender_bid_below_the_reserve_does_not_win_whatever_its_score(
+    market: Market, db, clock
+):
+    deal = await market.chain.priced_deal("tender")
+    start = Decimal(deal["appraised"])
+    listing = await market.chain.post(
+        "/v1/listings",
+        {
+            "deal_id": deal["id"],
+            "listing_price": cny(start),
+            "reserve": cny(start + 5000),
+            "deposit": cny(DEPOSIT),
+            "auction": {"criteria": [{"name": "technical", "weight_pct": "100"}]},
+        },
+    )
+    a, b = [await market.bidder() for _ in range(2)]
+    for key in (a, b):
+        await market.register(listing["id"], key)
+    await market.end_notice(listing)
+    cheap = await market.bid(
+        listing["id"], a, str(start + 1000), proposal_sha256=await market.chain.evidence()
+    )
+    dear = await market.bid(
+        listing["id"], b, str(start + 6000), proposal_sha256=await market.chain.evidence()
+    )
+    market.clock.advance(timedelta(hours=1, seconds=1))
+    expert = await new_key(db, clock, Role.operator)
+    await market.chain.post(
+        f"/v1/listings/{listing['id']}/panel", {"key_ids": [expert.token.split(".")[1]]}, expect=200
+    )
+    for placed, points in ((cheap, 95), (dear, 60)):
+        result = await market.chain.post(
+            f"/v1/listings/{listing['id']}/scores",
+            {"bid_id": placed["accepted"][0]["id"], "points": {"technical": points}},
+            key=expert,
+            expect=200,
+        )
+    assert result["ranking"][0]["bid_id"] == cheap["accepted"][0]["id"]  # best scored...
+    awarded = await market.deal(deal["id"])  # ...but below the reserve
+    assert awarded["buyer_party_id"] == b.party_id and awarded["award_price"] == cny(start + 6000)

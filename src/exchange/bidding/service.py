@@ -554,7 +554,9 @@ async def _close_tender_if_scored(
     criteria = criteria_of(auction)
     if rules.missing_scores(bids, criteria, members, given):
         return None
-    award = rules.tender_result(bids, criteria, members, given)
+    # Every bid is scored; the best-scored bid that meets the (hidden) reserve wins.
+    meeting = [b for b in bids if b.amount >= auction.reserve_price]
+    award = rules.tender_result(meeting, criteria, members, given) if meeting else None
     return await _finish(session, auction, now, award)
 
 
