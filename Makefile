@@ -42,5 +42,10 @@ openapi: install
 bench: install
 	$(BIN)/python bench/ledger.py
 
+## Bidding benchmark on PostgreSQL: one hot auction and 1,000 auctions through HTTP, raw baselines.
+.PHONY: bench-bidding
+bench-bidding: install
+	$(BIN)/python bench/bidding.py
+
 clean:
 	rm -rf $(VENV) exchange.db exchange.db-shm exchange.db-wal .pytest_cache .mypy_cache
