@@ -83,6 +83,7 @@ ListingIdPath = Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]
 STREAM_POLL_S = 0.25
 BID_BATCH_MAX = 256
 BID_LANES = 8  # transactions at a time per process, each on a different auction
+BIDDER_CACHE_AUCTIONS_MAX = 10_000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,6 +509,8 @@ def bid_coalescer(db: Database, clock: Clock) -> Coalescer[listings.BidSubmissio
     """Bids on one auction from one process share one transaction: one lock of the auction row
     for all of them, instead of one lock wait each among every waiter of every process."""
 
+    bidders: dict[str, dict[str, int]] = {}  # each auction's bidders and their numbers
+
     async def apply(
         session: AsyncSession, batch: Sequence[Submission[listings.BidSubmission]], now: datetime
     ) -> list[Result]:
@@ -518,7 +521,12 @@ def bid_coalescer(db: Database, clock: Clock) -> Coalescer[listings.BidSubmissio
         except DomainError as error:
             return [error for _ in batch]
         judged = await judged_now(session, clock)
-        numbers = await bidding.bidder_numbers(session, listing_id)
+        numbers = bidders.get(listing_id)
+        if numbers is None:  # written once, when the auction opened: safe to keep
+            numbers = await bidding.bidder_numbers(session, listing_id)
+            if len(bidders) >= BIDDER_CACHE_AUCTIONS_MAX:
+                bidders.clear()
+            bidders[listing_id] = numbers
         return [await _one_bid(session, auction, numbers, s.item.offer, judged) for s in batch]
 
     return Coalescer(
