@@ -12,7 +12,6 @@ from alembic import op
 
 from exchange.append_only import allow_change, refuse_change
 
-
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
