@@ -33,6 +33,8 @@ from exchange.listings.api import bid_coalescer
 from exchange.listings.api import router as listings_router
 from exchange.listings.service import ListingRules
 from exchange.parties.api import router as parties_router
+from exchange.settlement.api import router as settlement_router
+from exchange.settlement.service import SettlementRules
 from exchange.web import AuthCache, Services
 
 access_log = structlog.get_logger("exchange.access")
@@ -95,7 +97,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         tasks = (
             [
                 asyncio.create_task(
-                    worker.run(db, clock, settings.worker_interval_s, ListingRules.of(settings))
+                    worker.run(
+                        db,
+                        clock,
+                        settings.worker_interval_s,
+                        ListingRules.of(settings),
+                        SettlementRules.of(settings),
+                    )
                 ),
                 asyncio.create_task(docking.run(settings.docking_refresh_interval_s)),
             ]
@@ -128,6 +136,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(evidence_router)
     app.include_router(deals_router)
     app.include_router(listings_router)
+    app.include_router(settlement_router)
     app.include_router(docking_router)
     app.include_router(audit_router)
     Instrumentator(registry=CollectorRegistry(), excluded_handlers=["/metrics"]).instrument(

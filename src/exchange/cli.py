@@ -19,6 +19,7 @@ from exchange.config import get_settings
 from exchange.db import Database
 from exchange.health import alembic_config
 from exchange.listings.service import ListingRules
+from exchange.settlement.service import SettlementRules
 
 app = typer.Typer(help="Technology exchange transaction engine.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: create, revoke, list.", no_args_is_help=True)
@@ -76,10 +77,26 @@ def seed_demo() -> None:
 
 @app.command("worker")
 def run_worker() -> None:
-    """Run the background worker alone (hold expiry), until interrupted."""
+    """Run the background worker alone (hold expiry, notices, auction closes, settlements),
+    until interrupted."""
     settings = get_settings()
     market = ListingRules.of(settings)
-    _with_db(lambda db: worker.run(db, SystemClock(), settings.worker_interval_s, market))
+    settlement_market = SettlementRules.of(settings)
+    _with_db(
+        lambda db: worker.run(
+            db, SystemClock(), settings.worker_interval_s, market, settlement_market
+        )
+    )
+
+
+@app.command("settle")
+def settle() -> None:
+    """Settle every fully paid deal once, print how many, and exit. Safe to kill at any point
+    and to run again: a deal settles in one transaction, once."""
+    settings = get_settings()
+    market = SettlementRules.of(settings)
+    done = _with_db(lambda db: worker.settle_due_once(db, SystemClock(), market))
+    typer.echo(f"settled {done}")
 
 
 @keys_app.command("create")

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     working_weekends: list[date] = Field(
         default_factory=list, description="Weekend days that are worked (调休), JSON list."
     )
+    contract_deadline_working_days: int = Field(
+        default=10, ge=1, description="Working days after the award to sign the contract."
+    )
+    forfeit_exchange_share_bp: int = Field(
+        default=2_000, ge=0, le=10_000, description="The exchange's share of a forfeited deposit."
+    )
+    settle_interval_s: float = Field(default=1.0, gt=0)
     migrations_dir: str | None = Field(
         default=None, description="Alembic scripts; default: migrations/ beside src/."
     )

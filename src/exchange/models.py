@@ -20,6 +20,15 @@ from exchange.idempotency import IdempotencyKey
 from exchange.ledger.models import Account, FxRate, Hold, Transfer
 from exchange.listings.models import Intent, Listing
 from exchange.parties.models import Party
+from exchange.settlement.models import (
+    BankConfirmation,
+    Contract,
+    CreditEnhancement,
+    Instalment,
+    Payment,
+    RewardPolicy,
+    Settlement,
+)
 
 __all__ = [
     "Account",
@@ -29,9 +38,12 @@ __all__ = [
     "Auction",
     "AuctionBidder",
     "AuditRecord",
+    "BankConfirmation",
     "Base",
     "Bid",
     "Consent",
+    "Contract",
+    "CreditEnhancement",
     "Deal",
     "DealTransition",
     "Demand",
@@ -39,6 +51,7 @@ __all__ = [
     "FxRate",
     "Hold",
     "IdempotencyKey",
+    "Instalment",
     "Intent",
     "Interest",
     "Listing",
@@ -46,9 +59,12 @@ __all__ = [
     "OutboxEvent",
     "Panelist",
     "Party",
+    "Payment",
+    "RewardPolicy",
     "RightsCertificate",
     "RightsCheck",
     "Score",
+    "Settlement",
     "Transfer",
     "Valuation",
 ]

@@ -1,5 +1,5 @@
-"""Background work of the engine: voids holds whose timeout has passed, ends due notices and
-closes due auctions (each listing in a transaction of its own).
+"""Background work of the engine: voids holds whose timeout has passed, ends due notices,
+closes due auctions and settles fully paid deals (each in a transaction of its own).
 
 Runs in every API process by default (`EXCHANGE_RUN_WORKER`), or alone as `python -m exchange
 worker`; many at once are safe (SKIP LOCKED, and a hold resolves at most once)."""
@@ -16,6 +16,8 @@ from exchange.db import Database, judged_now
 from exchange.ledger import service as ledger
 from exchange.listings import service as listings
 from exchange.listings.service import DUE_BATCH_MAX, ListingRules
+from exchange.settlement import service as settlement
+from exchange.settlement.service import SETTLE_BATCH_MAX, SettlementRules
 
 log = structlog.get_logger(__name__)
 EXPIRY_BATCH_MAX = 500
@@ -41,7 +43,27 @@ async def process_due_listings_once(db: Database, clock: Clock, market: ListingR
     return done
 
 
-async def run(db: Database, clock: Clock, interval_s: float, market: ListingRules) -> None:
+async def settle_due_once(db: Database, clock: Clock, market: SettlementRules) -> int:
+    """Settle every fully paid deal, each in its own transaction; a deal settles once however
+    many processes try (the deal's row lock, and `settle` re-checks the state under it)."""
+    due = await db.read(lambda s: settlement.due_settlements(s, SETTLE_BATCH_MAX))
+    done = 0
+    for deal_id in due:
+
+        async def unit(session: AsyncSession, deal_id: str = deal_id) -> bool:
+            return await settlement.settle(session, deal_id, market, clock.now()) is not None
+
+        done += await db.run(unit)
+    return done
+
+
+async def run(
+    db: Database,
+    clock: Clock,
+    interval_s: float,
+    market: ListingRules,
+    settlement_market: SettlementRules,
+) -> None:
     while True:
         try:
             expired = await expire_holds_once(db, clock)
@@ -50,6 +72,9 @@ async def run(db: Database, clock: Clock, interval_s: float, market: ListingRule
             processed = await process_due_listings_once(db, clock, market)
             if processed:
                 log.info("listings_processed", count=processed)
+            settled = await settle_due_once(db, clock, settlement_market)
+            if settled:
+                log.info("deals_settled", count=settled)
             if expired == EXPIRY_BATCH_MAX:
                 continue
         except asyncio.CancelledError:

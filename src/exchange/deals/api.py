@@ -40,7 +40,7 @@ from exchange.deals.schemas import (
     ValuationOut,
     ValuationPage,
 )
-from exchange.errors import NotFound, check_version
+from exchange.errors import Forbidden, NotFound, check_version
 from exchange.listings import service as listings
 from exchange.money import Money
 from exchange.pricing import rules as pricing
@@ -112,12 +112,16 @@ def _actors(principal: Principal, deal: Deal) -> frozenset[Actor]:
         return frozenset({Actor.seller})
     if principal.role is Role.auditor:
         return frozenset()
+    if principal.role is Role.member and principal.party_id == deal.buyer_party_id:
+        return frozenset()  # the buyer reads its deal; it acts through settlement routes
     raise NotFound(f"no deal {deal.id}")
 
 
 def _actor(principal: Principal, deal: Deal) -> Actor:
     actors = _actors(principal, deal)
-    assert len(actors) == 1, "only operators and the seller reach the acting routes"
+    if not actors:  # an auditor never reaches these routes; a buyer may
+        raise Forbidden("the buyer acts on its deal through the contract and payment routes")
+    assert len(actors) == 1
     return next(iter(actors))
 
 

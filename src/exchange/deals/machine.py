@@ -21,6 +21,11 @@ class DealState(StrEnum):
     bidding = "bidding"
     awarded = "awarded"
     unsold = "unsold"
+    contracted = "contracted"
+    settling = "settling"  # payments arriving in escrow
+    settled = "settled"  # escrow paid out to the seller, the exchange and the inventors
+    closed = "closed"  # the rights transfer registered
+    defaulted = "defaulted"
     withdrawn = "withdrawn"
 
 
@@ -37,6 +42,11 @@ class DealAction(StrEnum):
     award = "award"
     close_unsold = "close_unsold"
     relist = "relist"
+    sign_contract = "sign_contract"
+    pay = "pay"
+    settle = "settle"
+    record_transfer = "record_transfer"
+    default = "default"
     reopen_review = "reopen_review"  # the asset's rights changed after review
 
 
@@ -163,6 +173,61 @@ TRANSITIONS: tuple[Transition, ...] = (
         _SELLER_OR_OPERATOR,
         "the listing terms are valid; a price below 90% of the appraised value only with an "
         "operator's approval recorded",
+    ),
+    Transition(
+        _S.awarded,
+        _A.sign_contract,
+        _S.contracted,
+        _SELLER_OR_OPERATOR,
+        "within the contract deadline after the award; the price is the award price; the "
+        "payment schedule sums to it and keeps the instalment rules",
+    ),
+    Transition(
+        _S.contracted,
+        _A.pay,
+        _S.settling,
+        _SYSTEM,
+        "the buyer's first payment into escrow, no more than is due",
+    ),
+    Transition(
+        _S.settling,
+        _A.pay,
+        _S.settling,
+        _SYSTEM,
+        "a further payment into escrow, no more than is due",
+    ),
+    Transition(
+        _S.settling,
+        _A.settle,
+        _S.settled,
+        _SYSTEM,
+        "every instalment is in escrow: one linked batch pays the seller (net), the exchange's "
+        "fee and the inventors' rewards",
+    ),
+    Transition(
+        _S.settled,
+        _A.record_transfer,
+        _S.closed,
+        _OPERATOR,
+        "the patent office's registration of the transfer or licence (number, date, evidence)",
+    ),
+    *(
+        Transition(
+            state,
+            _A.default,
+            _S.defaulted,
+            _OPERATOR,
+            "the buyer missed the contract deadline or an instalment: its deposit is forfeited "
+            "by rule and everything else held is released",
+        )
+        for state in (_S.awarded, _S.contracted, _S.settling)
+    ),
+    Transition(
+        _S.defaulted,
+        _A.relist,
+        _S.listed,
+        _SELLER_OR_OPERATOR,
+        "as for an unsold deal",
     ),
     *(
         Transition(

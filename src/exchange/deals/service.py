@@ -41,8 +41,9 @@ from exchange.parties.service import get_party
 from exchange.pricing import rules as pricing
 
 AUCTION_METHODS = frozenset({"english", "sealed_first_price", "sealed_second_price", "dutch"})
-# Actions the listing service takes (they hold and move deposits), and the states it owns.
-LISTING_ACTIONS = frozenset(
+# Actions other services take, because they hold or move money with the transition: the
+# listing service (deposits) and the settlement service (contract, escrow, payouts).
+DELEGATED_ACTIONS = frozenset(
     {
         DealAction.list,
         DealAction.amend_listing,
@@ -51,6 +52,11 @@ LISTING_ACTIONS = frozenset(
         DealAction.award,
         DealAction.close_unsold,
         DealAction.relist,
+        DealAction.sign_contract,
+        DealAction.pay,
+        DealAction.settle,
+        DealAction.record_transfer,
+        DealAction.default,
     }
 )
 LISTING_STATES = frozenset({DealState.listed, DealState.bidding, DealState.unsold})
@@ -189,9 +195,10 @@ async def perform(
     check_version(f"deal {deal_id}", deal.version, if_match)
     state = DealState(deal.state)
     found = check_allowed(deal, action, ctx)
-    if action in LISTING_ACTIONS or (action is DealAction.withdraw and state in LISTING_STATES):
+    if action in DELEGATED_ACTIONS or (action is DealAction.withdraw and state in LISTING_STATES):
         raise GuardFailed(
-            f"{action} from {state} moves deposits: it is taken through the deal's listing",
+            f"{action} from {state} moves money: it is taken through the deal's listing or "
+            "settlement routes",
             state=state.value,
         )
     detail: dict[str, Any] | None = {"reason": reason} if reason else None
@@ -239,15 +246,16 @@ async def _apply(
     await _record_transition(session, deal, found.action.value, source, ctx, detail)
 
 
-async def perform_for_listing(
+async def perform_delegated(
     session: AsyncSession,
     deal: Deal,
     action: DealAction,
     ctx: ActorContext,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Apply a listing's action to its deal, locked by the caller (`get_deal(lock=True)`), after
-    the listing service has checked its guard and written its own rows."""
+    """Apply an action another service takes (listing, settlement) to the deal, locked by the
+    caller (`get_deal(lock=True)`), after that service has checked its guard and written its
+    own rows and transfers."""
     await _apply(session, deal, check_allowed(deal, action, ctx), ctx, detail)
 
 

@@ -128,7 +128,7 @@ async def publish(
     """List a priced deal (or relist an unsold one): the listing, its deposit account, and the
     deal's `list` / `relist` transition; the notice starts now."""
     deal = await deals.get_deal(session, deal_id, lock=True)
-    relisting = deal.state == DealState.unsold.value
+    relisting = deal.state in (DealState.unsold.value, DealState.defaulted.value)
     action = DealAction.relist if relisting else DealAction.list
     deals.check_allowed(deal, action, ctx)
     approval = _check_terms(deal, terms, market, ctx, relisting=relisting)
@@ -165,7 +165,7 @@ async def publish(
     deal.trade_method = terms.trade_method
     deal.listing_price = terms.listing_price
     deal.reserve_price = terms.reserve_price
-    await deals.perform_for_listing(
+    await deals.perform_delegated(
         session,
         deal,
         action,
@@ -383,7 +383,7 @@ async def amend(
     deal.listing_price = terms.listing_price
     deal.reserve_price = terms.reserve_price
     deal.trade_method = terms.trade_method
-    await deals.perform_for_listing(
+    await deals.perform_delegated(
         session,
         deal,
         DealAction.amend_listing,
@@ -479,6 +479,14 @@ async def register_intent(
         now=now,
     )
     return intent, True
+
+
+async def applied_deposit(session: AsyncSession, deal: Deal) -> int:
+    """The winner's deposit that the award moved into the deal's escrow (0 if none)."""
+    if deal.listing_id is None:
+        return 0
+    applied = await intents_of(session, deal.listing_id, status=IntentStatus.applied)
+    return sum(intent.deposit for intent in applied)
 
 
 async def _check_eligible(
@@ -577,7 +585,7 @@ async def _end_notice(
         listing.extensions_used += 1
         listing.version += 1
         listing.updated_at = now
-        await deals.perform_for_listing(
+        await deals.perform_delegated(
             session,
             deal,
             DealAction.extend_notice,
@@ -622,7 +630,7 @@ async def _open_bidding(
     listing.status = ListingStatus.bidding.value
     listing.version += 1
     listing.updated_at = now
-    await deals.perform_for_listing(
+    await deals.perform_delegated(
         session,
         deal,
         DealAction.open_bidding,
@@ -703,7 +711,7 @@ async def _award(
     deal.award_price = price
     deal.winning_bid_id = winning_bid_id
     deal.awarded_at = now
-    await deals.perform_for_listing(
+    await deals.perform_delegated(
         session,
         deal,
         DealAction.award,
@@ -724,7 +732,7 @@ async def _award(
 async def _unsold(session: AsyncSession, listing: Listing, deal: Deal, now: datetime) -> None:
     released = await _release(session, await intents_of(session, listing.id), now)
     _end(listing, ListingStatus.unsold, now)
-    await deals.perform_for_listing(
+    await deals.perform_delegated(
         session,
         deal,
         DealAction.close_unsold,
@@ -761,7 +769,7 @@ async def withdraw(
         _end(listing, ListingStatus.withdrawn, ctx.now)
         await _emit(session, listing, "listing.withdrawn", ctx.now)
     detail = {"deposits_released": len(released), **({"reason": reason} if reason else {})}
-    await deals.perform_for_listing(session, deal, DealAction.withdraw, ctx, detail)
+    await deals.perform_delegated(session, deal, DealAction.withdraw, ctx, detail)
     return deal
 
 

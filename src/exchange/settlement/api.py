@@ -1,0 +1,372 @@
+"""Settlement routes: the contract of an awarded deal, bank confirmations and payments into
+escrow, the payout, default and the rights transfer, and institutions' reward policies. The
+deal's parties (seller and buyer) see their deal; others get 404."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from exchange.auth.service import Principal, Role
+from exchange.deals import service as deals
+from exchange.deals.api import deal_out
+from exchange.deals.machine import Actor
+from exchange.deals.models import Deal
+from exchange.errors import Conflict, NotFound, Unprocessable
+from exchange.listings.calendar import EXCHANGE_TZ
+from exchange.money import Money
+from exchange.schemas import REFERENCE_ID_PATTERN
+from exchange.settlement import rules
+from exchange.settlement import service as settlement
+from exchange.settlement.models import Contract, Settlement
+from exchange.settlement.schemas import (
+    BankConfirmationIn,
+    BankConfirmationOut,
+    ContractIn,
+    ContractOut,
+    DefaultIn,
+    InstalmentOut,
+    PaymentIn,
+    PaymentOut,
+    RewardPolicyIn,
+    RewardPolicyOut,
+    RightsTransferIn,
+    SettlementOut,
+)
+from exchange.web import Services, ServicesDep, actor_of, execute, problems, require
+
+router = APIRouter(tags=["settlement"])
+
+Operator = Annotated[Principal, Depends(require(Role.operator, Role.admin))]
+Party = Annotated[Principal, Depends(require(Role.operator, Role.admin, Role.member))]
+Reader = Annotated[
+    Principal, Depends(require(Role.operator, Role.admin, Role.auditor, Role.member))
+]
+IdPath = Annotated[str, Path(pattern=REFERENCE_ID_PATTERN)]
+
+
+def market_of(app: Services) -> settlement.SettlementRules:
+    return settlement.SettlementRules.of(app.settings)
+
+
+async def _deal_for(
+    session: AsyncSession, principal: Principal, deal_id: str, *, buyer: bool, seller: bool
+) -> Deal:
+    """The deal if the principal may act on it here: operators always; a member as its buyer
+    or seller when allowed (otherwise, or for another party's deal, 404)."""
+    deal = await deals.get_deal(session, deal_id)
+    if principal.role is not Role.member:
+        return deal
+    if (buyer and principal.party_id == deal.buyer_party_id) or (
+        seller and principal.party_id == deal.seller_party_id
+    ):
+        return deal
+    raise NotFound(f"no deal {deal_id}")
+
+
+def _context(principal: Principal, actor: Actor, app: Services) -> deals.ActorContext:
+    return deals.ActorContext(
+        actor, principal.key_id, actor_of(principal).request_id, app.clock.now()
+    )
+
+
+async def contract_out(
+    session: AsyncSession, deal: Deal, contract: Contract, app: Services
+) -> ContractOut:
+    currency = contract.currency
+    today = app.clock.now().astimezone(EXCHANGE_TZ).date()
+    owed = await settlement.dues(session, deal, contract, today)
+    return ContractOut(
+        id=contract.id,
+        deal_id=contract.deal_id,
+        contract_type=contract.contract_type,
+        payment_shape=contract.payment_shape,
+        seller_party_id=contract.seller_party_id,
+        buyer_party_id=contract.buyer_party_id,
+        price=Money.of(contract.price, currency),
+        settlement_currency=contract.settlement_currency,
+        fx_rate_id=contract.fx_rate_id,
+        royalty_rate=contract.royalty_rate,
+        royalty_trigger_date=contract.royalty_trigger_date,
+        registration_number=contract.registration_number,
+        schedule=[
+            InstalmentOut(number=i.number, due_date=i.due_date, amount=Money.of(i.amount, currency))
+            for i in await settlement.instalments(session, contract.id)
+        ],
+        in_escrow=Money.of(owed.in_escrow, currency),
+        due_now=Money.of(owed.due_now, currency),
+        outstanding=Money.of(owed.outstanding, currency),
+        signed_at=contract.signed_at,
+    )
+
+
+@router.post(
+    "/v1/deals/{deal_id}/contract",
+    status_code=201,
+    response_model=ContractOut,
+    responses=problems(404, 409, 422),
+)
+async def sign_contract(
+    deal_id: IdPath, body: ContractIn, request: Request, app: ServicesDep, principal: Party
+) -> Response:
+    """Sign the technology contract of an awarded deal (`sign_contract`), within the deadline
+    after the award: its price is the award price; the schedule sums to it; instalments keep the
+    rules (at least 30% within 5 working days, the rest within a year)."""
+    spec = settlement.ContractSpec(
+        contract_type=body.contract_type.value,
+        payment_shape=body.payment_shape,
+        schedule=[rules.Instalment(i.due_date, i.amount.minor()) for i in body.schedule],
+        royalty_rate=body.royalty_rate,
+        royalty_trigger_date=body.royalty_trigger_date,
+        registration_number=body.registration_number,
+        settlement_currency=body.settlement_currency,
+        fx_rate_id=body.fx_rate_id,
+    )
+
+    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
+        deal = await _deal_for(session, principal, deal_id, buyer=False, seller=True)
+        actor = Actor.seller if principal.role is Role.member else Actor.operator
+        if deal.currency != body.schedule[0].amount.currency:
+            raise Unprocessable(
+                f"the deal is in {deal.currency}",
+                errors=[{"field": "schedule[0].amount.currency", "code": "currency_mismatch"}],
+            )
+        contract = await settlement.sign_contract(
+            session, deal_id, spec, market_of(app), _context(principal, actor, app)
+        )
+        return 201, await contract_out(session, deal, contract, app)
+
+    return await execute(
+        request, app, principal, action="deal.sign_contract", target=deal_id, work=work
+    )
+
+
+@router.get("/v1/deals/{deal_id}/contract", response_model=ContractOut, responses=problems(404))
+async def get_contract(deal_id: IdPath, app: ServicesDep, principal: Reader) -> ContractOut:
+    """The contract with its schedule and what escrow holds, what is due now and outstanding."""
+
+    async def read(session: AsyncSession) -> ContractOut:
+        deal = await _deal_for(session, principal, deal_id, buyer=True, seller=True)
+        return await contract_out(
+            session, deal, await settlement.get_contract(session, deal_id), app
+        )
+
+    return await app.db.read(read)
+
+
+@router.post(
+    "/v1/deals/{deal_id}/bank-confirmations",
+    status_code=201,
+    response_model=BankConfirmationOut,
+    responses=problems(404, 409, 422),
+)
+async def confirm_bank_funds(
+    deal_id: IdPath,
+    body: BankConfirmationIn,
+    request: Request,
+    app: ServicesDep,
+    principal: Operator,
+) -> Response:
+    """The bank's callback (or an operator): the buyer's funds arrived; its available account is
+    credited from external clearing. The bank's reference is the idempotency key: a second
+    confirmation with it changes nothing (200, `created: false`)."""
+
+    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
+        confirmation, created = await settlement.confirm_bank_funds(
+            session,
+            deal_id,
+            bank_reference=body.bank_reference,
+            amount=body.amount.minor(),
+            currency=body.amount.currency,
+            ctx=_context(principal, Actor.operator, app),
+        )
+        return (201 if created else 200), BankConfirmationOut(
+            bank_reference=confirmation.bank_reference,
+            deal_id=confirmation.deal_id,
+            party_id=confirmation.party_id,
+            amount=Money.of(confirmation.amount, confirmation.currency),
+            transfer_id=confirmation.transfer_id,
+            at=confirmation.at,
+            created=created,
+        )
+
+    return await execute(
+        request, app, principal, action="deal.bank_confirmation", target=deal_id, work=work
+    )
+
+
+@router.post(
+    "/v1/deals/{deal_id}/payments",
+    status_code=201,
+    response_model=PaymentOut,
+    responses=problems(404, 409, 422),
+)
+async def pay(
+    deal_id: IdPath, body: PaymentIn, request: Request, app: ServicesDep, principal: Party
+) -> Response:
+    """The buyer pays into the deal's escrow (any part of what is outstanding): 409
+    `more_than_due` above it, `nothing_due` once paid in full."""
+
+    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
+        deal = await _deal_for(session, principal, deal_id, buyer=True, seller=False)
+        if body.amount.currency != deal.currency:
+            raise Unprocessable(
+                f"the deal is in {deal.currency}",
+                errors=[{"field": "amount.currency", "code": "currency_mismatch"}],
+            )
+        actor = Actor.operator if principal.role is not Role.member else Actor.seller
+        payment = await settlement.pay(
+            session, deal_id, body.amount.minor(), _context(principal, actor, app)
+        )
+        contract = await settlement.get_contract(session, deal_id)
+        held = await settlement.escrow_balance(session, deal)
+        return 201, PaymentOut(
+            transfer_id=payment.transfer_id,
+            deal_id=deal_id,
+            amount=Money.of(payment.amount, deal.currency),
+            outstanding=Money.of(contract.price - held, deal.currency),
+            at=payment.at,
+        )
+
+    return await execute(request, app, principal, action="deal.pay", target=deal_id, work=work)
+
+
+def settlement_out(row: Settlement, currency: str) -> SettlementOut:
+    return SettlementOut(
+        deal_id=row.deal_id,
+        total=Money.of(row.total, currency),
+        fee=Money.of(row.fee, currency),
+        reward_pool=Money.of(row.reward_pool, currency),
+        legs=orjson.loads(row.legs),
+        fx_rate_id=row.fx_rate_id,
+        at=row.at,
+    )
+
+
+@router.post(
+    "/v1/deals/{deal_id}/settlement",
+    status_code=201,
+    response_model=SettlementOut,
+    responses=problems(404, 409),
+)
+async def settle(
+    deal_id: IdPath, request: Request, app: ServicesDep, principal: Operator
+) -> Response:
+    """Settle now a deal whose escrow holds the full price (the worker does it by itself within
+    a second): one linked batch to the seller (net), the exchange's fee and the inventors.
+    Settling a settled deal answers 200 with the settlement, paying nothing again."""
+
+    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
+        deal = await deals.get_deal(session, deal_id)
+        row = await settlement.settle(session, deal_id, market_of(app), app.clock.now())
+        if row is None:
+            try:
+                existing = await settlement.get_settlement(session, deal_id)
+            except NotFound:
+                raise Conflict(
+                    f"deal {deal_id} is {deal.state}: a deal settles in `settling` once its "
+                    "escrow holds the full price",
+                    state=deal.state,
+                ) from None
+            return 200, settlement_out(existing, deal.currency)
+        return 201, settlement_out(row, deal.currency)
+
+    return await execute(request, app, principal, action="deal.settle", target=deal_id, work=work)
+
+
+@router.get("/v1/deals/{deal_id}/settlement", response_model=SettlementOut, responses=problems(404))
+async def get_settlement(deal_id: IdPath, app: ServicesDep, principal: Reader) -> SettlementOut:
+    async def read(session: AsyncSession) -> SettlementOut:
+        deal = await _deal_for(session, principal, deal_id, buyer=True, seller=True)
+        return settlement_out(await settlement.get_settlement(session, deal_id), deal.currency)
+
+    return await app.db.read(read)
+
+
+@router.post("/v1/deals/{deal_id}/actions/default", responses=problems(404, 409, 422))
+async def declare_default(
+    deal_id: IdPath, body: DefaultIn, request: Request, app: ServicesDep, principal: Operator
+) -> Response:
+    """Declare the buyer's default (`default`): the deposit is forfeited (to the seller, less the
+    exchange's share); other funds in escrow go back to the buyer; the deal may be relisted."""
+
+    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
+        deal = await settlement.declare_default(
+            session, deal_id, market_of(app), _context(principal, Actor.operator, app), body.reason
+        )
+        return 200, deal_out(deal, frozenset({Actor.operator}))
+
+    return await execute(
+        request, app, principal, action="deal.default", target=deal_id, work=work, etag=True
+    )
+
+
+@router.post("/v1/deals/{deal_id}/actions/record_transfer", responses=problems(404, 409, 422))
+async def record_transfer(
+    deal_id: IdPath,
+    body: RightsTransferIn,
+    request: Request,
+    app: ServicesDep,
+    principal: Operator,
+) -> Response:
+    """Record the patent office's registration of the transfer or licence: the deal closes."""
+
+    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
+        deal = await settlement.record_transfer(
+            session,
+            deal_id,
+            registration_number=body.registration_number,
+            registered_on=body.registered_on,
+            evidence_sha256=body.evidence_sha256,
+            ctx=_context(principal, Actor.operator, app),
+        )
+        return 200, deal_out(deal, frozenset({Actor.operator}))
+
+    return await execute(
+        request, app, principal, action="deal.record_transfer", target=deal_id, work=work, etag=True
+    )
+
+
+@router.put(
+    "/v1/parties/{party_id}/reward-policy",
+    response_model=RewardPolicyOut,
+    responses=problems(404, 422),
+)
+async def set_reward_policy(
+    party_id: IdPath, body: RewardPolicyIn, request: Request, app: ServicesDep, principal: Operator
+) -> Response:
+    """An institution's inventor reward policy: its percentage of net proceeds and the
+    inventors' shares (paid into their `reward` accounts at settlement)."""
+
+    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
+        row = await settlement.set_reward_policy(
+            session,
+            party_id,
+            _bp(body.pool_pct),
+            [(i.party_id, _bp(i.share_pct)) for i in body.inventors],
+            app.clock.now(),
+        )
+        return 200, RewardPolicyOut(
+            party_id=row.party_id,
+            pool_pct=str(body.pool_pct),
+            inventors=[
+                {"party_id": i.party_id, "share_pct": str(i.share_pct)} for i in body.inventors
+            ],
+            version=row.version,
+        )
+
+    return await execute(
+        request, app, principal, action="party.reward_policy", target=party_id, work=work
+    )
+
+
+def _bp(percent: Decimal) -> int:
+    basis_points = percent * 100
+    assert basis_points == basis_points.to_integral_value(), "two decimals at most"
+    return int(basis_points)

@@ -1,0 +1,173 @@
+"""Settlement tables: the technology contract and its payment schedule, the records of bank
+confirmations, payments and the settlement itself (each names its ledger transfer; no balance
+is kept here), institutions' reward policies, and credit enhancements."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from exchange.db import Base, UTCDateTime
+
+_SERIAL = BigInteger().with_variant(Integer, "sqlite")
+
+
+class ContractType(StrEnum):
+    development = "development"
+    transfer = "transfer"
+    licence = "licence"
+    consulting = "consulting"
+    service = "service"
+
+
+class PaymentShape(StrEnum):
+    lump_sum = "lump_sum"
+    instalments = "instalments"
+    royalty = "royalty"  # payments follow the licensee's reported revenue times the rate
+    use_first_pay_later = "use_first_pay_later"  # 先使用后付费: royalties from a trigger date
+
+
+class Contract(Base):
+    __tablename__ = "contract"
+    __table_args__ = (
+        CheckConstraint("price > 0", name="price_positive"),
+        UniqueConstraint("deal_id", name="uq_contract_deal"),
+    )
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deal.id"))
+    contract_type: Mapped[str] = mapped_column(String(16))
+    payment_shape: Mapped[str] = mapped_column(String(24))
+    seller_party_id: Mapped[str] = mapped_column(ForeignKey("party.id"))
+    buyer_party_id: Mapped[str] = mapped_column(ForeignKey("party.id"))
+    price: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    settlement_currency: Mapped[str] = mapped_column(String(3))  # what the seller is paid in
+    fx_rate_id: Mapped[str | None] = mapped_column(String(80))  # locked at signature
+    royalty_rate: Mapped[str | None] = mapped_column(String(16))  # exact decimal text
+    royalty_trigger_date: Mapped[date | None] = mapped_column(Date)
+    registration_number: Mapped[str | None] = mapped_column(String(64))
+    signed_by_key_id: Mapped[str | None] = mapped_column(String(40))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Instalment(Base):
+    """One due payment of the schedule (written at signature, never changed)."""
+
+    __tablename__ = "contract_instalment"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        UniqueConstraint("contract_id", "number", name="uq_contract_instalment_number"),
+    )
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contract.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    due_date: Mapped[date] = mapped_column(Date)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class BankConfirmation(Base):
+    """A bank's confirmation that buyer funds arrived, credited from external clearing; the
+    bank's reference is unique, so a second confirmation changes nothing."""
+
+    __tablename__ = "bank_confirmation"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    bank_reference: Mapped[str] = mapped_column(String(64), primary_key=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deal.id"), index=True)
+    party_id: Mapped[str] = mapped_column(ForeignKey("party.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    transfer_id: Mapped[str] = mapped_column(String(80))
+    confirmed_by_key_id: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Payment(Base):
+    """A payment buyer → escrow (the ledger transfer `transfer_id` moved it)."""
+
+    __tablename__ = "settlement_payment"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    transfer_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deal.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # deposit | payment | guarantee | loan | claim
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Settlement(Base):
+    """The payout of a deal's escrow: one per deal, written with its linked batch."""
+
+    __tablename__ = "settlement"
+
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deal.id"), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger)
+    fee: Mapped[int] = mapped_column(BigInteger)
+    reward_pool: Mapped[int] = mapped_column(BigInteger)
+    legs: Mapped[str] = mapped_column(Text)  # JSON [{account_id, amount, role, transfer_id}]
+    fx_rate_id: Mapped[str | None] = mapped_column(String(80))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RewardPolicy(Base):
+    """An institution's inventor reward policy: its share of net proceeds and the inventors'
+    shares of it (basis points)."""
+
+    __tablename__ = "reward_policy"
+
+    party_id: Mapped[str] = mapped_column(ForeignKey("party.id"), primary_key=True)
+    pool_bp: Mapped[int] = mapped_column(Integer)
+    inventors: Mapped[str] = mapped_column(Text)  # JSON [[party_id, share_bp], ...]
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EnhancementKind(StrEnum):
+    guarantee = "guarantee"
+    pledge_loan = "pledge_loan"
+    insurance = "insurance"
+
+
+class EnhancementState(StrEnum):
+    applied = "applied"
+    approved = "approved"
+    active = "active"
+    released = "released"
+    claimed = "claimed"
+
+
+class CreditEnhancement(Base):
+    """A guarantee, an IP-pledge loan or an insurance attached to a deal (增信)."""
+
+    __tablename__ = "credit_enhancement"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("premium IS NULL OR premium > 0", name="premium_positive"),
+    )
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deal.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    provider_party_id: Mapped[str] = mapped_column(ForeignKey("party.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)  # guaranteed / lent / insured
+    premium: Mapped[int | None] = mapped_column(BigInteger)  # insurance
+    currency: Mapped[str] = mapped_column(String(3))
+    hold_transfer_id: Mapped[str | None] = mapped_column(String(80))  # a guarantee's hold
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,224 @@
+"""Contract, escrow, settlement and default through the API: a deal walked from its award to
+`closed`, every account checked against figures computed by hand in the test."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.api.test_listings_api import DEPOSIT, Market, cny
+from tests.conftest import Key
+from tests.factories import PROBLEM, Chain, uid
+
+PRICE = "200000.00"
+
+
+@pytest.fixture
+def chain(client, operator) -> Chain:
+    return Chain(client, operator)
+
+
+@pytest.fixture
+def market(client, chain: Chain, db, clock) -> Market:
+    return Market(client, chain, db, clock)
+
+
+async def awarded(market: Market) -> tuple[dict[str, Any], Key]:
+    """A negotiated deal awarded at PRICE to one funded buyer (its deposit in escrow)."""
+    deal = await market.chain.priced_deal("negotiated")
+    listing = await market.chain.post(
+        "/v1/listings",
+        {"deal_id": deal["id"], "listing_price": cny(PRICE), "deposit": cny(DEPOSIT)},
+    )
+    buyer = await market.bidder()
+    await market.register(listing["id"], buyer)
+    await market.end_notice(listing)
+    done = await market.deal(deal["id"])
+    assert done["state"] == "awarded" and done["award_price"] == cny(PRICE)
+    return done, buyer
+
+
+def schedule(market: Market, *amounts: str) -> list[dict[str, Any]]:
+    today = market.clock.now().date()
+    due = [today + timedelta(days=1), today + timedelta(days=180)]
+    return [
+        {"due_date": d.isoformat(), "amount": cny(a)} for d, a in zip(due, amounts, strict=False)
+    ]
+
+
+async def balance(market: Market, account_id: str) -> Decimal:
+    account = await market.chain.balance(account_id)
+    return Decimal(account["credits_posted"]["amount"]) - Decimal(
+        account["debits_posted"]["amount"]
+    )
+
+
+async def individual(market: Market) -> str:
+    created = await market.chain.post(
+        "/v1/parties", {"name": uid("Inventor"), "kind": "individual"}
+    )
+    return str(created["id"])
+
+
+async def test_a_deal_from_award_to_closed_with_instalments_fee_and_inventor_rewards(
+    market: Market, client
+):
+    deal, buyer = await awarded(market)
+    seller = deal["seller_party_id"]
+    inventor_a, inventor_b = await individual(market), await individual(market)
+    policy = await client.put(
+        f"/v1/parties/{seller}/reward-policy",
+        json={
+            "pool_pct": "70",
+            "inventors": [
+                {"party_id": inventor_a, "share_pct": "60"},
+                {"party_id": inventor_b, "share_pct": "40"},
+            ],
+        },
+        headers=market.chain.operator.headers,
+    )
+    assert policy.status_code == 200, policy.text
+
+    too_small = await client.post(
+        f"/v1/deals/{deal['id']}/contract",
+        json={
+            "contract_type": "transfer",
+            "payment_shape": "instalments",
+            "schedule": schedule(market, "50000.00", "150000.00"),
+        },
+        headers=market.chain.operator.headers,
+    )
+    assert too_small.status_code == 422
+    assert too_small.json()["errors"][0]["code"] == "first_instalment_too_small"
+    contract = await market.chain.post(
+        f"/v1/deals/{deal['id']}/contract",
+        {
+            "contract_type": "transfer",
+            "payment_shape": "instalments",
+            "schedule": schedule(market, "60000.00", "140000.00"),
+        },
+    )
+    assert contract["price"] == cny(PRICE) and contract["in_escrow"] == cny(DEPOSIT)
+    assert contract["outstanding"] == cny("195000.00")
+    assert (await market.deal(deal["id"]))["state"] == "contracted"
+
+    fee_before = await balance(market, "exchange.fee_revenue.CNY")
+    confirmations = f"/v1/deals/{deal['id']}/bank-confirmations"
+    first = await market.chain.post(
+        confirmations, {"bank_reference": uid("BOC"), "amount": cny("60000.00")}
+    )
+    assert first["created"] is True
+    again = await market.chain.post(
+        confirmations,
+        {"bank_reference": first["bank_reference"], "amount": cny("60000.00")},
+        expect=200,
+    )
+    assert again["created"] is False and again["transfer_id"] == first["transfer_id"]
+    other = await client.post(
+        confirmations,
+        json={"bank_reference": first["bank_reference"], "amount": cny("1.00")},
+        headers=market.chain.operator.headers,
+    )
+    assert other.status_code == 409 and other.headers["content-type"] == PROBLEM
+    assert await market.available(buyer.party_id) == Decimal("1000000") - Decimal(DEPOSIT) + 60000
+
+    payments = f"/v1/deals/{deal['id']}/payments"
+    paid = await market.chain.post(payments, {"amount": cny("55000.00")}, key=buyer)
+    assert paid["outstanding"] == cny("140000.00")
+    assert (await market.deal(deal["id"]))["state"] == "settling"
+    over = await client.post(payments, json={"amount": cny("140000.01")}, headers=buyer.headers)
+    assert over.status_code == 409 and over.json()["code"] == "more_than_due"
+    await market.chain.post(
+        confirmations, {"bank_reference": uid("BOC"), "amount": cny("140000.00")}
+    )
+    await market.chain.post(payments, {"amount": cny("140000.00")}, key=buyer)
+    nothing = await client.post(payments, json={"amount": cny("1.00")}, headers=buyer.headers)
+    assert nothing.status_code == 409 and nothing.json()["code"] == "nothing_due"
+
+    settled = await market.chain.post(f"/v1/deals/{deal['id']}/settlement", None)
+    # By hand: fee 1.5% of 200,000.00 = 3,000.00; net 197,000.00; the inventors' 70% is
+    # 137,900.00, split 60/40 as 82,740.00 and 55,160.00; the seller keeps 59,100.00.
+    assert settled["total"] == cny(PRICE) and settled["fee"] == cny("3000.00")
+    assert settled["reward_pool"] == cny("137900.00")
+    assert await balance(market, f"{seller}.available.CNY") == Decimal("59100.00")
+    assert await balance(market, f"{inventor_a}.reward.CNY") == Decimal("82740.00")
+    assert await balance(market, f"{inventor_b}.reward.CNY") == Decimal("55160.00")
+    assert await balance(market, "exchange.fee_revenue.CNY") - fee_before == Decimal("3000.00")
+    assert await balance(market, f"{deal['id']}.escrow.CNY") == 0
+    assert await market.available(buyer.party_id) == Decimal("1000000.00")
+    assert (await market.deal(deal["id"]))["state"] == "settled"
+    replay = await market.chain.post(f"/v1/deals/{deal['id']}/settlement", None, expect=200)
+    assert replay["legs"] == settled["legs"]
+    assert await balance(market, f"{seller}.available.CNY") == Decimal("59100.00")
+
+    closed = await market.chain.post(
+        f"/v1/deals/{deal['id']}/actions/record_transfer",
+        {
+            "registration_number": "ZL-TR-2026-001",
+            "registered_on": market.clock.now().date().isoformat(),
+            "evidence_sha256": await market.chain.evidence(),
+        },
+        expect=200,
+    )
+    assert closed["state"] == "closed"
+
+
+async def test_a_defaulting_buyer_forfeits_its_deposit_and_gets_the_rest_back(
+    market: Market, client
+):
+    deal, buyer = await awarded(market)
+    seller = deal["seller_party_id"]
+    await market.chain.post(
+        f"/v1/deals/{deal['id']}/contract",
+        {"contract_type": "licence", "schedule": schedule(market, PRICE)},
+    )
+    await market.chain.post(
+        f"/v1/deals/{deal['id']}/bank-confirmations",
+        {"bank_reference": uid("ICBC"), "amount": cny("20000.00")},
+    )
+    await market.chain.post(
+        f"/v1/deals/{deal['id']}/payments", {"amount": cny("20000.00")}, key=buyer
+    )
+    fee_before = await balance(market, "exchange.fee_revenue.CNY")
+    defaulted = await market.chain.post(
+        f"/v1/deals/{deal['id']}/actions/default", {"reason": "missed the payment"}, expect=200
+    )
+    assert defaulted["state"] == "defaulted"
+    # By hand: the 5,000.00 deposit is forfeited, 20% (1,000.00) to the exchange and 4,000.00 to
+    # the seller; the 20,000.00 paid goes back to the buyer.
+    assert await balance(market, f"{seller}.available.CNY") == Decimal("4000.00")
+    assert await balance(market, "exchange.fee_revenue.CNY") - fee_before == Decimal("1000.00")
+    assert (
+        await market.available(buyer.party_id) == Decimal("1000000.00") - Decimal(DEPOSIT) + 20000
+    )
+    assert await balance(market, f"{deal['id']}.escrow.CNY") == 0
+    relisted = await market.chain.post(
+        "/v1/listings",
+        {"deal_id": deal["id"], "listing_price": cny(PRICE), "deposit": cny(DEPOSIT)},
+    )
+    assert relisted["round"] == 2
+
+
+async def test_the_contract_deadline_and_who_may_see_the_deal(market: Market, client):
+    deal, buyer = await awarded(market)
+    stranger = await market.bidder()
+    hidden = await client.get(f"/v1/deals/{deal['id']}/contract", headers=stranger.headers)
+    assert hidden.status_code == 404
+    own = await client.get(f"/v1/deals/{deal['id']}", headers=buyer.headers)
+    assert own.status_code == 200 and own.json()["buyer_party_id"] == buyer.party_id
+    cannot = await client.post(f"/v1/deals/{deal['id']}/actions/withdraw", headers=buyer.headers)
+    assert cannot.status_code == 403
+    market.clock.advance(timedelta(days=20))  # past 10 working days
+    late = await client.post(
+        f"/v1/deals/{deal['id']}/contract",
+        json={"contract_type": "transfer", "schedule": schedule(market, PRICE)},
+        headers=market.chain.operator.headers,
+    )
+    assert late.status_code == 409 and late.json()["code"] == "contract_deadline_passed"
+    defaulted = await market.chain.post(
+        f"/v1/deals/{deal['id']}/actions/default", {"reason": "no contract"}, expect=200
+    )
+    assert defaulted["state"] == "defaulted"
