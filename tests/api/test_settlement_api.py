@@ -222,3 +222,107 @@ async def test_the_contract_deadline_and_who_may_see_the_deal(market: Market, cl
         f"/v1/deals/{deal['id']}/actions/default", {"reason": "no contract"}, expect=200
     )
     assert defaulted["state"] == "defaulted"
+
+
+async def provider(market: Market, kind: str, funds: str = "500000.00") -> str:
+    party = await market.chain.party(kind)
+    await market.chain.fund(party, funds)
+    return party
+
+
+async def test_guarantee_pledge_loan_and_insurance_each_move_money_by_their_machine(
+    market: Market, client
+):
+    deal, buyer = await awarded(market)
+    deal_id = deal["id"]
+    await market.chain.post(
+        f"/v1/deals/{deal_id}/contract",
+        {
+            "contract_type": "transfer",
+            "payment_shape": "instalments",
+            "schedule": schedule(market, "60000.00", "140000.00"),
+        },
+    )
+    guarantor, lender, insurer = (
+        await provider(market, "guarantor"),
+        await provider(market, "bank"),
+        await provider(market, "insurer"),
+    )
+    apply = f"/v1/deals/{deal_id}/credit-enhancements"
+    guarantee = await market.chain.post(
+        apply,
+        {"kind": "guarantee", "provider_party_id": guarantor, "amount": cny("140000.00")},
+        key=buyer,
+    )
+    loan = await market.chain.post(
+        apply, {"kind": "pledge_loan", "provider_party_id": lender, "amount": cny("55000.00")}
+    )
+    insurance = await market.chain.post(
+        apply,
+        {
+            "kind": "insurance",
+            "provider_party_id": insurer,
+            "amount": cny("10000.00"),
+            "premium": cny("800.00"),
+        },
+    )
+    act = "/v1/credit-enhancements/{}/actions/{}"
+    early = await client.post(
+        act.format(guarantee["id"], "claim"), headers=market.chain.operator.headers
+    )
+    assert early.status_code == 409 and early.json()["allowed_actions"] == ["approve"]
+    for enhancement in (guarantee, loan, insurance):
+        await market.chain.post(act.format(enhancement["id"], "approve"), None, expect=200)
+    await market.chain.post(act.format(guarantee["id"], "activate"), None, expect=200)
+    # The guarantor's 140,000.00 is held (pending), not yet in escrow.
+    held = await market.chain.balance(f"{guarantor}.available.CNY")
+    assert held["debits_pending"] == cny("140000.00")
+    missing = await client.post(
+        act.format(loan["id"], "activate"), json={}, headers=market.chain.operator.headers
+    )
+    assert missing.status_code == 422
+    await market.chain.post(
+        act.format(loan["id"], "activate"),
+        {"pledge_registration_number": "ZX-2026-77"},
+        expect=200,
+    )
+    asset = (
+        await client.get(f"/v1/assets/{deal['asset_id']}", headers=market.chain.operator.headers)
+    ).json()
+    assert {"pledgee_party_id": lender, "registration_number": "ZX-2026-77"} in asset["pledges"]
+    await market.chain.post(act.format(insurance["id"], "activate"), None, expect=200)
+    # Escrow: deposit 5,000.00 + loan 55,000.00 = 60,000.00, the first instalment.
+    contract = (await client.get(f"/v1/deals/{deal_id}/contract", headers=buyer.headers)).json()
+    assert contract["in_escrow"] == cny("60000.00") and contract["outstanding"] == cny("140000.00")
+    # The buyer misses the second instalment: the guarantee is claimed into escrow.
+    claimed = await market.chain.post(act.format(guarantee["id"], "claim"), None, expect=200)
+    assert claimed["state"] == "claimed"
+    nothing_left = await client.post(
+        act.format(insurance["id"], "claim"), headers=market.chain.operator.headers
+    )
+    assert nothing_left.status_code == 409
+    # The escrow holds the price: the deal moves to settling on the next payment... it is all in,
+    # so settle (the deal is still `contracted`: no buyer payment was made).
+    await market.chain.post(
+        f"/v1/deals/{deal_id}/bank-confirmations",
+        {"bank_reference": uid("ABC"), "amount": cny("55000.00")},
+    )
+    repaid = await market.chain.post(
+        f"/v1/credit-enhancements/{loan['id']}/repayments",
+        {"amount": cny("55000.00")},
+        key=buyer,
+        expect=200,
+    )
+    assert repaid["state"] == "released" and repaid["repaid"] == cny("55000.00")
+    asset = (
+        await client.get(f"/v1/assets/{deal['asset_id']}", headers=market.chain.operator.headers)
+    ).json()
+    assert asset["pledges"] == []
+    # By hand: guarantor 500,000.00 - 140,000.00 claimed; lender 500,000.00 - 55,000.00 lent +
+    # 55,000.00 repaid; insurer 500,000.00 + 800.00 premium; buyer 1,000,000.00 - 5,000.00
+    # deposit - 800.00 premium + 55,000.00 confirmed - 55,000.00 repaid.
+    assert await balance(market, f"{guarantor}.available.CNY") == Decimal("360000.00")
+    assert await balance(market, f"{lender}.available.CNY") == Decimal("500000.00")
+    assert await balance(market, f"{insurer}.available.CNY") == Decimal("500800.00")
+    assert await market.available(buyer.party_id) == Decimal("994200.00")
+    assert await balance(market, f"{deal_id}.escrow.CNY") == Decimal(PRICE)

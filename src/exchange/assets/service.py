@@ -203,3 +203,36 @@ async def update_asset(
         now=now,
     )
     return updated, bool(changed)
+
+
+async def set_pledge(
+    session: AsyncSession,
+    asset_id: str,
+    *,
+    pledgee_party_id: str,
+    registration_number: str,
+    present: bool,
+    now: datetime,
+) -> AssetRecord:
+    """Add (or, `present=False`, remove) a registered pledge on the asset: an IP-pledge loan's
+    encumbrance, which shows on the asset while the loan runs."""
+    record = await get_asset(session, asset_id, lock=True)
+    asset = record.asset
+    pledge = {"pledgee_party_id": pledgee_party_id, "registration_number": registration_number}
+    pledges = [p for p in record.pledges if p != pledge]
+    if present:
+        pledges.append(pledge)
+    asset.pledges = orjson.dumps(pledges).decode()
+    asset.version += 1
+    asset.updated_at = now
+    await session.flush()
+    await emit(
+        session,
+        type="asset.updated",
+        aggregate_type="asset",
+        aggregate_id=asset_id,
+        version=asset.version,
+        payload={"id": asset_id, "rights_changed": ["pledges"]},
+        now=now,
+    )
+    return record

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Body, Depends, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,24 +22,42 @@ from exchange.errors import Conflict, NotFound, Unprocessable
 from exchange.listings.calendar import EXCHANGE_TZ
 from exchange.money import Money
 from exchange.schemas import REFERENCE_ID_PATTERN
-from exchange.settlement import rules
+from exchange.settlement import credit, escrow, rules
 from exchange.settlement import service as settlement
-from exchange.settlement.models import Contract, Settlement
+from exchange.settlement.models import (
+    Contract,
+    CreditEnhancement,
+    EnhancementKind,
+    EnhancementState,
+    Settlement,
+)
 from exchange.settlement.schemas import (
     BankConfirmationIn,
     BankConfirmationOut,
     ContractIn,
     ContractOut,
+    CreditActionIn,
+    CreditEnhancementIn,
+    CreditEnhancementOut,
     DefaultIn,
     InstalmentOut,
     PaymentIn,
     PaymentOut,
+    RepaymentIn,
     RewardPolicyIn,
     RewardPolicyOut,
     RightsTransferIn,
     SettlementOut,
 )
-from exchange.web import Services, ServicesDep, actor_of, execute, problems, require
+from exchange.web import (
+    Services,
+    ServicesDep,
+    actor_of,
+    execute,
+    if_match_version,
+    problems,
+    require,
+)
 
 router = APIRouter(tags=["settlement"])
 
@@ -97,7 +115,7 @@ async def contract_out(
         registration_number=contract.registration_number,
         schedule=[
             InstalmentOut(number=i.number, due_date=i.due_date, amount=Money.of(i.amount, currency))
-            for i in await settlement.instalments(session, contract.id)
+            for i in await escrow.instalments(session, contract.id)
         ],
         in_escrow=Money.of(owed.in_escrow, currency),
         due_now=Money.of(owed.due_now, currency),
@@ -153,9 +171,7 @@ async def get_contract(deal_id: IdPath, app: ServicesDep, principal: Reader) -> 
 
     async def read(session: AsyncSession) -> ContractOut:
         deal = await _deal_for(session, principal, deal_id, buyer=True, seller=True)
-        return await contract_out(
-            session, deal, await settlement.get_contract(session, deal_id), app
-        )
+        return await contract_out(session, deal, await escrow.get_contract(session, deal_id), app)
 
     return await app.db.read(read)
 
@@ -224,8 +240,8 @@ async def pay(
         payment = await settlement.pay(
             session, deal_id, body.amount.minor(), _context(principal, actor, app)
         )
-        contract = await settlement.get_contract(session, deal_id)
-        held = await settlement.escrow_balance(session, deal)
+        contract = await escrow.get_contract(session, deal_id)
+        held = await escrow.escrow_balance(session, deal)
         return 201, PaymentOut(
             transfer_id=payment.transfer_id,
             deal_id=deal_id,
@@ -370,3 +386,208 @@ def _bp(percent: Decimal) -> int:
     basis_points = percent * 100
     assert basis_points == basis_points.to_integral_value(), "two decimals at most"
     return int(basis_points)
+
+
+# ---------------------------------------------------------------------------------------------
+# Credit enhancement
+
+
+async def enhancement_out(
+    session: AsyncSession, enhancement: CreditEnhancement
+) -> CreditEnhancementOut:
+    currency = enhancement.currency
+    loan = enhancement.kind == EnhancementKind.pledge_loan.value
+    return CreditEnhancementOut(
+        id=enhancement.id,
+        deal_id=enhancement.deal_id,
+        kind=enhancement.kind,
+        state=enhancement.state,
+        version=enhancement.version,
+        allowed_actions=credit.allowed_actions(EnhancementState(enhancement.state)),
+        provider_party_id=enhancement.provider_party_id,
+        amount=Money.of(enhancement.amount, currency),
+        premium=Money.of(enhancement.premium, currency) if enhancement.premium else None,
+        repaid=Money.of(await credit.repaid(session, enhancement), currency) if loan else None,
+        created_at=enhancement.created_at,
+        updated_at=enhancement.updated_at,
+    )
+
+
+@router.post(
+    "/v1/deals/{deal_id}/credit-enhancements",
+    status_code=201,
+    response_model=CreditEnhancementOut,
+    responses=problems(404, 409, 422),
+)
+async def apply_for_enhancement(
+    deal_id: IdPath,
+    body: CreditEnhancementIn,
+    request: Request,
+    app: ServicesDep,
+    principal: Party,
+) -> Response:
+    """Apply for a guarantee, an IP-pledge loan or an insurance on an awarded, contracted or
+    settling deal (the buyer, or an operator)."""
+    spec = credit.EnhancementSpec(
+        kind=body.kind,
+        provider_party_id=body.provider_party_id,
+        amount=body.amount.minor(),
+        premium=body.premium.minor() if body.premium else None,
+    )
+
+    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
+        deal = await _deal_for(session, principal, deal_id, buyer=True, seller=False)
+        if body.amount.currency != deal.currency or (
+            body.premium is not None and body.premium.currency != deal.currency
+        ):
+            raise Unprocessable(
+                f"the deal is in {deal.currency}",
+                errors=[{"field": "amount.currency", "code": "currency_mismatch"}],
+            )
+        enhancement = await credit.apply(session, deal_id, spec, app.clock.now())
+        return 201, await enhancement_out(session, enhancement)
+
+    return await execute(
+        request, app, principal, action="credit.apply", target=deal_id, work=work, etag=True
+    )
+
+
+@router.get(
+    "/v1/deals/{deal_id}/credit-enhancements",
+    response_model=list[CreditEnhancementOut],
+    responses=problems(404),
+)
+async def list_enhancements(
+    deal_id: IdPath, app: ServicesDep, principal: Reader
+) -> list[CreditEnhancementOut]:
+    async def read(session: AsyncSession) -> list[CreditEnhancementOut]:
+        await _deal_for(session, principal, deal_id, buyer=True, seller=True)
+        return [await enhancement_out(session, e) for e in await credit.of_deal(session, deal_id)]
+
+    return await app.db.read(read)
+
+
+async def _credit_act(
+    request: Request,
+    app: Services,
+    principal: Principal,
+    enhancement_id: str,
+    action: credit.CreditAction,
+    body: CreditActionIn | None = None,
+) -> Response:
+    if_match = if_match_version(request)
+
+    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
+        enhancement = await credit.act(
+            session,
+            enhancement_id,
+            action,
+            app.clock.now(),
+            if_match=if_match,
+            pledge_registration_number=body.pledge_registration_number if body else None,
+        )
+        return 200, await enhancement_out(session, enhancement)
+
+    return await execute(
+        request,
+        app,
+        principal,
+        action=f"credit.{action}",
+        target=enhancement_id,
+        work=work,
+        etag=True,
+    )
+
+
+CREDIT_DOC = (
+    "The credit enhancement's machine: applied → approve → approved → activate → active → "
+    "claim → claimed | release → released; 409 with `state` and `allowed_actions` otherwise."
+)
+
+
+@router.post(
+    "/v1/credit-enhancements/{enhancement_id}/actions/approve",
+    response_model=CreditEnhancementOut,
+    responses=problems(404, 409, 412),
+    description=CREDIT_DOC,
+)
+async def approve_enhancement(
+    enhancement_id: IdPath, request: Request, app: ServicesDep, principal: Operator
+) -> Response:
+    """Approve an application."""
+    return await _credit_act(request, app, principal, enhancement_id, credit.CreditAction.approve)
+
+
+@router.post(
+    "/v1/credit-enhancements/{enhancement_id}/actions/activate",
+    response_model=CreditEnhancementOut,
+    responses=problems(404, 409, 412, 422),
+    description=CREDIT_DOC,
+)
+async def activate_enhancement(
+    enhancement_id: IdPath,
+    request: Request,
+    app: ServicesDep,
+    principal: Operator,
+    body: Annotated[CreditActionIn | None, Body()] = None,
+) -> Response:
+    """Activate: a guarantee holds the guarantor's funds; a pledge loan disburses into escrow
+    and registers the pledge on the asset; an insurance takes its premium from the buyer."""
+    return await _credit_act(
+        request, app, principal, enhancement_id, credit.CreditAction.activate, body
+    )
+
+
+@router.post(
+    "/v1/credit-enhancements/{enhancement_id}/actions/claim",
+    response_model=CreditEnhancementOut,
+    responses=problems(404, 409, 412),
+    description=CREDIT_DOC,
+)
+async def claim_enhancement(
+    enhancement_id: IdPath, request: Request, app: ServicesDep, principal: Operator
+) -> Response:
+    """Claim: a guarantee's hold is posted into escrow; an insurance pays the insured amount
+    (at most what is outstanding) into escrow."""
+    return await _credit_act(request, app, principal, enhancement_id, credit.CreditAction.claim)
+
+
+@router.post(
+    "/v1/credit-enhancements/{enhancement_id}/actions/release",
+    response_model=CreditEnhancementOut,
+    responses=problems(404, 409, 412),
+    description=CREDIT_DOC,
+)
+async def release_enhancement(
+    enhancement_id: IdPath, request: Request, app: ServicesDep, principal: Operator
+) -> Response:
+    """Release: a guarantee's hold is voided; a repaid loan's pledge is lifted."""
+    return await _credit_act(request, app, principal, enhancement_id, credit.CreditAction.release)
+
+
+@router.post(
+    "/v1/credit-enhancements/{enhancement_id}/repayments",
+    response_model=CreditEnhancementOut,
+    responses=problems(404, 409, 422),
+)
+async def repay_loan(
+    enhancement_id: IdPath,
+    body: RepaymentIn,
+    request: Request,
+    app: ServicesDep,
+    principal: Party,
+) -> Response:
+    """The buyer repays (part of) a pledge loan to the lender; repaid in full, the loan is
+    released and its pledge lifted."""
+
+    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
+        found = await credit.get(session, enhancement_id)
+        await _deal_for(session, principal, found.deal_id, buyer=True, seller=False)
+        enhancement = await credit.repay(
+            session, enhancement_id, body.amount.minor(), app.clock.now()
+        )
+        return 200, await enhancement_out(session, enhancement)
+
+    return await execute(
+        request, app, principal, action="credit.repay", target=enhancement_id, work=work
+    )

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from exchange.money import Currency, Money, MoneyIn
 from exchange.schemas import Input, Ref, Sha256
-from exchange.settlement.models import ContractType, PaymentShape
+from exchange.settlement.models import ContractType, EnhancementKind, PaymentShape
 
 BANK_REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_:-]{0,63}$"
 
@@ -151,3 +151,35 @@ class RightsTransferIn(Input):
     registration_number: str = Field(min_length=1, max_length=64)
     registered_on: date
     evidence_sha256: Sha256
+
+
+class CreditEnhancementIn(Input):
+    kind: EnhancementKind
+    provider_party_id: Ref = Field(description="The guarantor, lender or insurer.")
+    amount: MoneyIn = Field(description="Guaranteed, lent or insured.")
+    premium: MoneyIn | None = Field(default=None, description="Insurance only.")
+
+
+class CreditActionIn(Input):
+    pledge_registration_number: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="Activating a pledge loan: its pledge's registration."
+    )
+
+
+class RepaymentIn(Input):
+    amount: MoneyIn
+
+
+class CreditEnhancementOut(BaseModel):
+    id: str
+    deal_id: str
+    kind: str
+    state: str
+    version: int
+    allowed_actions: list[str]
+    provider_party_id: str
+    amount: Money
+    premium: Money | None
+    repaid: Money | None = Field(description="A pledge loan's repayments so far.")
+    created_at: datetime
+    updated_at: datetime

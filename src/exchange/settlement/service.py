@@ -29,7 +29,8 @@ from exchange.listings import service as listings
 from exchange.listings.calendar import EXCHANGE_TZ, WorkingCalendar
 from exchange.listings.service import ListingRules, escrow_account_id
 from exchange.parties.service import get_party, open_accounts, party_account_id
-from exchange.settlement import rules
+from exchange.settlement import credit, rules
+from exchange.settlement.escrow import escrow_balance, get_contract, instalments
 from exchange.settlement.models import (
     BankConfirmation,
     Contract,
@@ -143,15 +144,6 @@ async def _reward_account(
     return account_id
 
 
-async def escrow_balance(session: AsyncSession, deal: Deal) -> int:
-    """What the deal's escrow holds now (posted credits less posted debits)."""
-    account = await ledger.get_account(session, escrow_account_id(deal.id, deal.currency))
-    if account is None:
-        return 0
-    await session.refresh(account)  # totals are written outside the ORM
-    return account.credits_posted - account.debits_posted
-
-
 # ---------------------------------------------------------------------------------------------
 # The contract
 
@@ -159,18 +151,6 @@ async def escrow_balance(session: AsyncSession, deal: Deal) -> int:
 def contract_deadline(deal: Deal, market: SettlementRules) -> datetime:
     assert deal.awarded_at is not None
     return market.calendar.notice_ends_at(deal.awarded_at, market.contract_deadline_working_days)
-
-
-async def get_contract(session: AsyncSession, deal_id: str) -> Contract:
-    found = (await session.scalars(select(Contract).where(Contract.deal_id == deal_id))).first()
-    if found is None:
-        raise NotFound(f"deal {deal_id} has no contract")
-    return found
-
-
-async def instalments(session: AsyncSession, contract_id: str) -> list[Instalment]:
-    query = select(Instalment).where(Instalment.contract_id == contract_id)
-    return list((await session.scalars(query.order_by(Instalment.number))).all())
 
 
 async def sign_contract(
@@ -487,6 +467,7 @@ async def settle(
         policy=policy,
     )
     legs = await _pay_out(session, deal, contract, split, now)
+    await credit.release_guarantees(session, deal, now)
     row = Settlement(
         deal_id=deal.id,
         total=held,
@@ -652,6 +633,7 @@ async def declare_default(
     ]
     if specs:
         await ledger.create_transfers(session, specs, ctx.now)
+    await credit.release_guarantees(session, deal, ctx.now)
     await deals.perform_delegated(
         session,
         deal,
