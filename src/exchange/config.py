@@ -63,7 +63,13 @@ class Settings(BaseSettings):
     forfeit_exchange_share_bp: int = Field(
         default=2_000, ge=0, le=10_000, description="The exchange's share of a forfeited deposit."
     )
-    settle_interval_s: float = Field(default=1.0, gt=0)
+    fee_bands: list[tuple[int, int]] | None = Field(
+        default=None,
+        description="The exchange fee's progressive bands, JSON [[from_price, rate_bp], ...] in "
+        "minor units; unset: the default schedule (1.5% / 1% / 0.5% / 0.2%).",
+    )
+    fee_minimum: int | None = Field(default=None, ge=0, description="Minor units.")
+    fee_maximum: int | None = Field(default=None, ge=0, description="Minor units.")
     migrations_dir: str | None = Field(
         default=None, description="Alembic scripts; default: migrations/ beside src/."
     )

@@ -61,8 +61,17 @@ class SettlementRules:
 
     @classmethod
     def of(cls, settings: Settings) -> SettlementRules:
+        default = rules.DEFAULT_FEE_SCHEDULE
+        schedule = rules.FeeSchedule(
+            bands=tuple(rules.FeeBand(f, bp) for f, bp in settings.fee_bands)
+            if settings.fee_bands
+            else default.bands,
+            minimum=default.minimum if settings.fee_minimum is None else settings.fee_minimum,
+            maximum=default.maximum if settings.fee_maximum is None else settings.fee_maximum,
+        )
         return cls(
             contract_deadline_working_days=settings.contract_deadline_working_days,
+            fee_schedule=schedule,
             forfeit_exchange_share_bp=settings.forfeit_exchange_share_bp,
             calendar=ListingRules.of(settings).calendar,
         )
