@@ -544,3 +544,36 @@ async def test_a_tender_bid_below_the_reserve_does_not_win_whatever_its_score(
     assert result["ranking"][0]["bid_id"] == cheap["accepted"][0]["id"]  # best scored...
     awarded = await market.deal(deal["id"])  # ...but below the reserve
     assert awarded["buyer_party_id"] == b.party_id and awarded["award_price"] == cny(start + 6000)
+
+
+async def test_amending_the_deposit_restarts_the_notice_and_parties_register_again(
+    market: Market, client
+):
+    deal, listing = await market.listed()
+    bidder = await market.bidder()
+    first = await market.register(listing["id"], bidder)
+    market.clock.advance(timedelta(days=3))
+    body = {
+        "listing_price": cny(deal["appraised"]),
+        "reserve": cny(deal["appraised"]),
+        "deposit": cny("8000.00"),
+    }
+    stale = await client.put(
+        f"/v1/listings/{listing['id']}",
+        json=body,
+        headers={**market.chain.operator.headers, "If-Match": '"0"'},
+    )
+    assert stale.status_code == 412
+    amended = await client.put(
+        f"/v1/listings/{listing['id']}",
+        json=body,
+        headers={**market.chain.operator.headers, "If-Match": f'"{listing["version"]}"'},
+    )
+    assert amended.status_code == 200, amended.text
+    assert amended.json()["notice_ends_at"] > listing["notice_ends_at"]
+    assert amended.json()["deposit"] == cny("8000.00")
+    assert await market.available(bidder.party_id) == Decimal(FUNDS)  # released
+    again = await market.register(listing["id"], bidder)
+    assert again["id"] == first["id"] and again["deposit"] == cny("8000.00")
+    assert again["deposit_hold_id"] != first["deposit_hold_id"] and again["status"] == "held"
+    assert await market.available(bidder.party_id) == Decimal(FUNDS) - Decimal("8000.00")

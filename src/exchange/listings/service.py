@@ -27,7 +27,14 @@ from exchange.config import Settings
 from exchange.deals import service as deals
 from exchange.deals.machine import Actor, DealAction, DealState
 from exchange.deals.models import Deal
-from exchange.errors import Conflict, Forbidden, NotFound, Unprocessable, check_version
+from exchange.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    Unprocessable,
+    check_version,
+)
 from exchange.events import emit
 from exchange.ledger import service as ledger
 from exchange.ledger.models import AccountCode, OwnerType
@@ -433,18 +440,21 @@ async def register_intent(
     ).first()
     if existing is not None and existing.status == IntentStatus.held.value:
         return existing, False
-    if existing is not None:
-        raise Conflict(f"party {party_id}'s intent on {listing_id} was {existing.status}")
-    await _check_eligible(session, listing, deal, party_id)
-    intent = Intent(
-        id="int_" + secrets.token_hex(10),
-        listing_id=listing_id,
-        party_id=party_id,
-        deposit=listing.deposit,
-        status=IntentStatus.held.value,
-        registered_at=now,
+    assert existing is None or existing.status == IntentStatus.released.value, (
+        "during notice an intent is held or released (an amendment changed the deposit)"
     )
-    intent.deposit_hold_id = f"dep.{intent.id}"
+    await _check_eligible(session, listing, deal, party_id)
+    if existing is None:
+        intent = Intent(id="int_" + secrets.token_hex(10), listing_id=listing_id, party_id=party_id)
+        session.add(intent)
+        intent.deposit_hold_id = f"dep.{intent.id}"
+    else:  # registering again after an amendment released the deposit: a new hold
+        intent = existing
+        intent.deposit_hold_id = f"dep.{intent.id}.{secrets.token_hex(4)}"
+        intent.resolved_at = None
+    intent.deposit = listing.deposit
+    intent.status = IntentStatus.held.value
+    intent.registered_at = now
     await open_accounts(session, party_id, listing.currency, now)
     try:
         await ledger.create_transfers(
@@ -467,7 +477,6 @@ async def register_intent(
         )
     except ledger.TransfersRefused as refused:
         raise ledger.TransfersRefused.single(refused.failures[0]) from None
-    session.add(intent)
     await session.flush()
     await emit(
         session,
@@ -826,7 +835,15 @@ async def bid_on_locked(
             f"party {offer.party_id} is not a registered bidder with a held deposit on "
             f"{auction.listing_id}"
         )
-    bids = await bidding.bid_locked(session, auction, offer, now)
+    bids = await bidding.bid_locked(session, auction, offer, now)  # refusals: before any write
+    try:
+        await _after_bid(session, auction, now)
+    except DomainError as error:  # the bid is written: what follows it cannot be refused
+        raise AssertionError(f"after a bid on {auction.listing_id}: {error.detail}") from error
+    return bids
+
+
+async def _after_bid(session: AsyncSession, auction: Auction, now: datetime) -> None:
     await emit(
         session,
         type="bid.placed",
@@ -845,4 +862,3 @@ async def bid_on_locked(
         assert closing is not None and closing.award is not None
         listing = await get_listing(session, auction.listing_id)
         await conclude_auction(session, listing, closing.award, now)
-    return bids
