@@ -331,13 +331,15 @@ class Dues:
 
 async def dues(session: AsyncSession, deal: Deal, contract: Contract, today: date) -> Dues:
     held = await escrow_balance(session, deal)
+    paid_out = await session.get(Settlement, deal.id)  # a settled deal's escrow is empty
+    received = held + (paid_out.total if paid_out else 0)
     schedule = await instalments(session, contract.id)
     due_by_today = sum(i.amount for i in schedule if i.due_date <= today)
     return Dues(
         price=contract.price,
         in_escrow=held,
-        due_now=max(0, due_by_today - held),
-        outstanding=max(0, contract.price - held),
+        due_now=max(0, due_by_today - received),
+        outstanding=max(0, contract.price - received),
     )
 
 
