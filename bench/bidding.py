@@ -40,7 +40,6 @@ import functools
 import os
 import random
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -55,9 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` as a nam
 
 import asyncpg
 import orjson
-from alembic import command
 from bench.ledger import (
-    DEFAULT_ADMIN_URL,
     ERRORS_MAX,
     OPS_MAX,
     REPO,
@@ -65,19 +62,16 @@ from bench.ledger import (
     CpuWatch,
     Result,
     Server,
-    _interrupted,
-    admin_execute,
-    check_loopback,
     checkpoint,
     drive,
     dsn_of,
     fmt_ms,
-    loop_runner,
     percentile,
     raw_transfer,
     read_response,
     run_raw,
     setup_ledger,
+    with_scratch_database,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,7 +81,6 @@ from exchange.auth.service import Role, create_key
 from exchange.config import Settings
 from exchange.db import Database
 from exchange.demo import SeededAuction, seed_auction
-from exchange.health import alembic_config
 from exchange.money import to_decimal_string, to_minor
 
 TARGET_HOT_ACCEPTED_RATE = 800  # (h) accepted bids/s
@@ -895,28 +888,9 @@ def report_notes(results: dict[str, Result], seeded: Seeded) -> None:
 
 def main(argv: list[str]) -> int:
     options = parse_args(argv)
-    admin_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_ADMIN_URL)
-    check_loopback(admin_url)
-    admin_dsn = dsn_of(admin_url)
-    name = f"exchange_bench_{secrets.token_hex(4)}"
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    servers: list[Server] = []
-    log_path = Path(tempfile.gettempdir()) / f"{name}.server.log"
-    print(f"database {name} on {make_url(admin_url).host or 'a local socket'}", flush=True)
-    signal.signal(signal.SIGTERM, _interrupted)  # clean up on SIGTERM as on Ctrl-C
-    asyncio.run(admin_execute(admin_dsn, f'CREATE DATABASE "{name}"'))
-    try:
-        command.upgrade(alembic_config(url), "head")  # its env.py runs an event loop of its own
-        with loop_runner() as runner:
-            runner.run(run_phases(options, url, log_path, servers))
-    finally:
-        for server in servers:
-            server.stop()
-        asyncio.run(admin_execute(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        with contextlib.suppress(OSError):
-            log_path.unlink() if not os.environ.get("BENCH_KEEP_LOG") else None
-        print(f"database {name} dropped", flush=True)
-    return 0
+    return with_scratch_database(
+        lambda url, log_path, servers: run_phases(options, url, log_path, servers)
+    )
 
 
 if __name__ == "__main__":

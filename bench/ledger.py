@@ -1151,6 +1151,16 @@ def report(
 
 def main(argv: list[str]) -> int:
     options = parse_args(argv)
+    return with_scratch_database(
+        lambda url, log_path, servers: run_phases(options, url, log_path, servers)
+    )
+
+
+def with_scratch_database(
+    phases: Callable[[str, Path, list[Server]], Awaitable[None]],
+) -> int:
+    """Run `phases` on a scratch database made and migrated for the run, dropped after it (and
+    the servers they started stopped), even on Ctrl-C or SIGTERM."""
     admin_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_ADMIN_URL)
     check_loopback(admin_url)
     admin_dsn = dsn_of(admin_url)
@@ -1164,7 +1174,7 @@ def main(argv: list[str]) -> int:
     try:
         command.upgrade(alembic_config(url), "head")  # its env.py runs an event loop of its own
         with loop_runner() as runner:
-            runner.run(run_phases(options, url, log_path, servers))
+            runner.run(phases(url, log_path, servers))
     finally:
         for server in servers:
             server.stop()

@@ -8,10 +8,7 @@ import asyncio
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,6 +30,7 @@ from exchange.db import Database
 from exchange.demo import SeededAuction, seed_auction
 from exchange.money import to_decimal_string, to_minor
 from tests import conftest
+from tests.concurrency.servers import Server, serve
 from tests.conftest import Key, new_key, uid
 
 pytestmark = pytest.mark.postgres
@@ -50,7 +48,6 @@ RAISE_STEPS_MAX = 3  # a bid is the standing price plus 1 to this many increment
 FEED_READ_SHARE = 0.05  # of the rounds, how many catch up on the public bid feed first
 LEADING_PAUSE_S = (0.01, 0.05)  # a leader waits this long before trying again
 CLOCK_SKEW_S = 0.01  # the client's and the database's clocks are the host's one clock
-SERVER_READY_S = 30.0
 HTTP_TIMEOUT_S = 60.0
 SEED = int(os.environ.get("BIDDING_STORM_SEED", str(time.time_ns() % 2**32)))
 
@@ -61,93 +58,11 @@ REFUSALS = {"bid_too_low", "already_leading", "auction_closed"}
 # The server: uvicorn with four worker processes, on a free loopback port
 
 
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    log_path: Path
-    worker_pids: list[int]
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _worker_pids(parent_pid: int) -> list[int]:
-    """uvicorn's worker processes: the children of `parent_pid` started by multiprocessing."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue  # it ended meanwhile
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == parent_pid and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
-    return sorted(found)
-
-
-def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_READY_S
-    with httpx.Client(base_url=base_url, timeout=2.0) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                log = log_path.read_text(errors="replace")[-4000:]
-                raise AssertionError(f"the server exited with {process.returncode}:\n{log}")
-            try:
-                if http.get("/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-    raise AssertionError(f"the server was not ready within {SERVER_READY_S} s")
-
-
 @pytest.fixture(scope="module")
 def server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("bidding_server") / "server.log"
-    env = {k: v for k, v in os.environ.items() if k != "EXCHANGE_DATABASE_URL"}
-    env.update(
-        DATABASE_URL=settings.database_url,
-        EXCHANGE_RUN_WORKER="false",  # the close is the lazy one, raced by readers and bidders
-        EXCHANGE_LOG_LEVEL="WARNING",
-        EXCHANGE_DB_POOL_SIZE=str(SERVER_POOL_SIZE),
-        EXCHANGE_EVIDENCE_DIR=settings.evidence_dir,
-    )
-    command = [
-        sys.executable,
-        "-m",
-        "exchange",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(SERVER_WORKERS),
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_ready(process, base_url, log_path)
-        yield Server(base_url, log_path, _worker_pids(process.pid))
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serve(settings, log_path, workers=SERVER_WORKERS, pool_size=SERVER_POOL_SIZE) as running:
+        yield running
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,15 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +26,7 @@ from exchange.config import Settings
 from exchange.db import Database
 from exchange.money import to_decimal_string, to_minor
 from tests import conftest
+from tests.concurrency.servers import Server, serve
 from tests.conftest import Key, new_key, uid
 
 pytestmark = pytest.mark.postgres
@@ -43,7 +40,6 @@ HOT_FUNDING_MINOR = 20_000_00
 COLD_FUNDING_MINOR = 500_00
 OVERDRAFT_MINOR = 10**13  # more than all the money the test ever creates
 ACCOUNT_RACE_ROUNDS = 3
-SERVER_READY_S = 30.0
 HTTP_TIMEOUT_S = 60.0
 SERVER_POOL_SIZE = 12  # per server process: 2 x (12 + 12 overflow) stays under max_connections
 SEED = int(os.environ.get("LEDGER_STORM_SEED", str(time.time_ns() % 2**32)))
@@ -57,74 +53,11 @@ BATCH = "/v1/ledger/transfers/batch"
 # The server: uvicorn with two worker processes, on a free loopback port
 
 
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    log_path: Path
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_READY_S
-    with httpx.Client(base_url=base_url, timeout=2.0) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                log = log_path.read_text(errors="replace")[-4000:]
-                raise AssertionError(f"the server exited with {process.returncode}:\n{log}")
-            try:
-                if http.get("/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-    raise AssertionError(f"the server was not ready within {SERVER_READY_S} s")
-
-
 @pytest.fixture(scope="module")
 def server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("ledger_server") / "server.log"
-    env = {k: v for k, v in os.environ.items() if k != "EXCHANGE_DATABASE_URL"}
-    env.update(
-        DATABASE_URL=settings.database_url,
-        EXCHANGE_RUN_WORKER="false",
-        EXCHANGE_LOG_LEVEL="WARNING",
-        EXCHANGE_DB_POOL_SIZE=str(SERVER_POOL_SIZE),
-    )
-    command = [
-        sys.executable,
-        "-m",
-        "exchange",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_ready(process, base_url, log_path)
-        yield Server(base_url, log_path)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serve(settings, log_path, workers=2, pool_size=SERVER_POOL_SIZE) as running:
+        yield running
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,11 +42,11 @@ from exchange.listings.schemas import (
     IncrementTierOut,
     IntentIn,
     IntentOut,
-    ListingAmendIn,
     ListingIn,
     ListingOut,
     ListingPage,
     ListingPrivateOut,
+    ListingTermsIn,
     PanelIn,
     PanelOut,
     PlacedOut,
@@ -203,7 +203,7 @@ async def _view(
     return _listing_view(listing, deal, auction, numbers, now, private)
 
 
-def _terms(body: ListingIn, deal_method: str) -> listings.ListingTerms:
+def _terms(body: ListingTermsIn, deal_method: str) -> listings.ListingTerms:
     auction = body.auction
     return listings.ListingTerms(
         trade_method=(body.trade_method.value if body.trade_method else deal_method),
@@ -351,7 +351,7 @@ async def get_listing(
 )
 async def amend(
     listing_id: ListingIdPath,
-    body: ListingAmendIn,
+    body: ListingTermsIn,
     request: Request,
     app: ServicesDep,
     principal: Actingparty,

@@ -4,7 +4,7 @@ before close, no other bidder's sealed amount, no party ids of bidders), intents
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -57,8 +57,9 @@ class AuctionTermsIn(Input):
     criteria: list[CriterionIn] = Field(default_factory=list, max_length=20)
 
 
-class ListingIn(Input):
-    deal_id: Ref
+class ListingTermsIn(Input):
+    """A listing's terms (the body of an amendment)."""
+
     trade_method: TradeMethod | None = Field(default=None, description="Default: the deal's.")
     listing_price: MoneyIn = Field(description="The starting price of an auction.")
     reserve: MoneyIn | None = Field(
@@ -79,7 +80,7 @@ class ListingIn(Input):
     )
 
     @model_validator(mode="after")
-    def _one_currency(self) -> ListingIn:
+    def _one_currency(self) -> ListingTermsIn:
         currency = self.listing_price.currency
         amounts = [self.deposit, self.reserve, self.auction.dutch_step] + [
             m for t in self.increments for m in (t.from_price, t.increment)
@@ -92,8 +93,8 @@ class ListingIn(Input):
         return self
 
 
-class ListingAmendIn(ListingIn):
-    deal_id: Ref | None = None  # type: ignore[assignment]
+class ListingIn(ListingTermsIn):
+    deal_id: Ref
 
 
 class EligibilityOut(BaseModel):
@@ -287,8 +288,3 @@ class ScoresOut(BaseModel):
     status: str
     missing: int
     ranking: list[RankedOut] | None = Field(description="Once every score is in.")
-
-
-class StreamEvent(BaseModel):
-    event: Literal["bid", "close"]
-    data: BidOut | AuctionOut
