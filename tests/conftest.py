@@ -51,6 +51,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 class TestClock:
     """Real time plus an offset that tests can move forward."""
 
+    __test__ = False  # a fixture's class, not a test class
+
     def __init__(self) -> None:
         self.offset = timedelta(0)
 
