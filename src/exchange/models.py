@@ -27,6 +27,7 @@ from exchange.settlement.models import (
     Instalment,
     Payment,
     RewardPolicy,
+    RoyaltyReport,
     Settlement,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "RewardPolicy",
     "RightsCertificate",
     "RightsCheck",
+    "RoyaltyReport",
     "Score",
     "Settlement",
     "Transfer",

@@ -326,3 +326,66 @@ async def test_guarantee_pledge_loan_and_insurance_each_move_money_by_their_mach
     assert await balance(market, f"{insurer}.available.CNY") == Decimal("500800.00")
     assert await market.available(buyer.party_id) == Decimal("994200.00")
     assert await balance(market, f"{deal_id}.escrow.CNY") == Decimal(PRICE)
+
+
+async def test_a_royalty_licence_pays_revenue_times_the_rate_after_its_trigger_date(
+    market: Market, client
+):
+    deal, buyer = await awarded(market)
+    seller = deal["seller_party_id"]
+    trigger = market.clock.now().date() + timedelta(days=30)
+    await market.chain.post(
+        f"/v1/deals/{deal['id']}/contract",
+        {
+            "contract_type": "licence",
+            "payment_shape": "royalty",
+            "royalty_rate": "0.05",
+            "royalty_trigger_date": trigger.isoformat(),
+            "schedule": schedule(market, PRICE),
+        },
+    )
+    reports = f"/v1/deals/{deal['id']}/royalty-reports"
+    early = await client.post(
+        reports,
+        json={
+            "period_start": trigger.isoformat(),
+            "period_end": trigger.isoformat(),
+            "revenue": cny("1.00"),
+        },
+        headers=buyer.headers,
+    )
+    assert early.status_code == 409 and early.json()["code"] == "royalty_not_due"  # not settled
+    await market.chain.post(
+        f"/v1/deals/{deal['id']}/bank-confirmations",
+        {"bank_reference": uid("CCB"), "amount": cny("1195000.00")},
+    )
+    await market.chain.post(
+        f"/v1/deals/{deal['id']}/payments", {"amount": cny("195000.00")}, key=buyer
+    )
+    await market.chain.post(f"/v1/deals/{deal['id']}/settlement", None)
+    seller_after_price = await balance(market, f"{seller}.available.CNY")
+    before = {
+        "period_start": (trigger - timedelta(days=40)).isoformat(),
+        "period_end": (trigger - timedelta(days=1)).isoformat(),
+        "revenue": cny("100.00"),
+    }
+    refused = await client.post(reports, json=before, headers=buyer.headers)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["code"] == "before_trigger_date"
+    quarter = {
+        "period_start": trigger.isoformat(),
+        "period_end": (trigger + timedelta(days=90)).isoformat(),
+        "revenue": cny("1000000.00"),
+    }
+    paid = await market.chain.post(reports, quarter, key=buyer)
+    # By hand: royalty 5% of 1,000,000.00 = 50,000.00; the fee (1.5% = 750.00) is raised to the
+    # minimum of 1,000.00; no reward policy, so the seller gets 49,000.00.
+    assert paid["royalty"] == cny("50000.00")
+    assert await balance(market, f"{seller}.available.CNY") - seller_after_price == Decimal(
+        "49000.00"
+    )
+    assert await balance(market, f"{deal['id']}.escrow.CNY") == 0
+    overlap = await client.post(reports, json=quarter, headers=buyer.headers)
+    assert overlap.status_code == 422
+    listed = (await client.get(reports, headers=buyer.headers)).json()
+    assert [r["royalty"] for r in listed] == [cny("50000.00")]

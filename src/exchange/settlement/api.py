@@ -29,6 +29,7 @@ from exchange.settlement.models import (
     CreditEnhancement,
     EnhancementKind,
     EnhancementState,
+    RoyaltyReport,
     Settlement,
 )
 from exchange.settlement.schemas import (
@@ -47,6 +48,8 @@ from exchange.settlement.schemas import (
     RewardPolicyIn,
     RewardPolicyOut,
     RightsTransferIn,
+    RoyaltyReportIn,
+    RoyaltyReportOut,
     SettlementOut,
 )
 from exchange.web import (
@@ -591,3 +594,74 @@ async def repay_loan(
     return await execute(
         request, app, principal, action="credit.repay", target=enhancement_id, work=work
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Royalties
+
+
+def royalty_out(report: RoyaltyReport, currency: str) -> RoyaltyReportOut:
+    return RoyaltyReportOut(
+        deal_id=report.deal_id,
+        period_start=report.period_start_date,
+        period_end=report.period_end_date,
+        revenue=Money.of(report.revenue, currency),
+        royalty=Money.of(report.royalty, currency),
+        legs=orjson.loads(report.legs),
+        at=report.at,
+    )
+
+
+@router.post(
+    "/v1/deals/{deal_id}/royalty-reports",
+    status_code=201,
+    response_model=RoyaltyReportOut,
+    responses=problems(404, 409, 422),
+)
+async def report_royalty(
+    deal_id: IdPath, body: RoyaltyReportIn, request: Request, app: ServicesDep, principal: Party
+) -> Response:
+    """A royalty or use-first-pay-later licence: the licensee (buyer) reports its revenue for a
+    period after the trigger date; the royalty (revenue times the rate) is paid from its
+    available account and out to the seller, the exchange and the inventors at once."""
+
+    async def work(session: AsyncSession) -> tuple[int, BaseModel]:
+        deal = await _deal_for(session, principal, deal_id, buyer=True, seller=False)
+        if body.revenue.currency != deal.currency:
+            raise Unprocessable(
+                f"the deal is in {deal.currency}",
+                errors=[{"field": "revenue.currency", "code": "currency_mismatch"}],
+            )
+        actor = Actor.operator if principal.role is not Role.member else Actor.seller
+        report = await settlement.report_royalty(
+            session,
+            deal_id,
+            period_start=body.period_start,
+            period_end=body.period_end,
+            revenue=body.revenue.minor(),
+            market=market_of(app),
+            ctx=_context(principal, actor, app),
+        )
+        return 201, royalty_out(report, deal.currency)
+
+    return await execute(
+        request, app, principal, action="deal.royalty_report", target=deal_id, work=work
+    )
+
+
+@router.get(
+    "/v1/deals/{deal_id}/royalty-reports",
+    response_model=list[RoyaltyReportOut],
+    responses=problems(404),
+)
+async def list_royalty_reports(
+    deal_id: IdPath, app: ServicesDep, principal: Reader
+) -> list[RoyaltyReportOut]:
+    async def read(session: AsyncSession) -> list[RoyaltyReportOut]:
+        deal = await _deal_for(session, principal, deal_id, buyer=True, seller=True)
+        return [
+            royalty_out(r, deal.currency)
+            for r in await settlement.royalty_reports(session, deal_id)
+        ]
+
+    return await app.db.read(read)

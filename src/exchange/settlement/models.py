@@ -171,3 +171,26 @@ class CreditEnhancement(Base):
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RoyaltyReport(Base):
+    """A licensee's reported revenue for a period of a royalty or use-first-pay-later licence,
+    the royalty it owed (revenue times the contract's rate) and the transfers that paid it."""
+
+    __tablename__ = "royalty_report"
+    __table_args__ = (
+        UniqueConstraint("deal_id", "period_end_date", name="uq_royalty_report_period"),
+        CheckConstraint("revenue >= 0", name="revenue_non_negative"),
+        CheckConstraint("royalty >= 0", name="royalty_non_negative"),
+        CheckConstraint("period_start_date <= period_end_date", name="period_ordered"),
+    )
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deal.id"), index=True)
+    period_start_date: Mapped[date] = mapped_column(Date)
+    period_end_date: Mapped[date] = mapped_column(Date)
+    revenue: Mapped[int] = mapped_column(BigInteger)
+    royalty: Mapped[int] = mapped_column(BigInteger)
+    legs: Mapped[str] = mapped_column(Text)  # JSON, as a settlement's
+    reported_by_key_id: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -183,3 +183,27 @@ class CreditEnhancementOut(BaseModel):
     repaid: Money | None = Field(description="A pledge loan's repayments so far.")
     created_at: datetime
     updated_at: datetime
+
+
+class RoyaltyReportIn(Input):
+    period_start: date
+    period_end: date
+    revenue: Money = Field(description="The licensee's revenue in the period (0 or more).")
+
+    @model_validator(mode="after")
+    def _period(self) -> RoyaltyReportIn:
+        if self.period_end < self.period_start:
+            raise ValueError("period_end is on or after period_start")
+        if self.revenue.minor() < 0:
+            raise ValueError("revenue is 0 or more")
+        return self
+
+
+class RoyaltyReportOut(BaseModel):
+    deal_id: str
+    period_start: date
+    period_end: date
+    revenue: Money
+    royalty: Money
+    legs: list[dict[str, Any]]
+    at: datetime

@@ -7,6 +7,7 @@ due and what is in escrow is read from the ledger, never kept here.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -22,6 +23,7 @@ from exchange.deals import service as deals
 from exchange.deals.machine import Actor, DealAction, DealState
 from exchange.deals.models import Deal
 from exchange.errors import Conflict, NotFound, Unprocessable
+from exchange.events import emit
 from exchange.evidence import service as evidence
 from exchange.ledger import service as ledger
 from exchange.ledger.models import AccountCode, OwnerType
@@ -38,6 +40,7 @@ from exchange.settlement.models import (
     Payment,
     PaymentShape,
     RewardPolicy,
+    RoyaltyReport,
     Settlement,
 )
 
@@ -45,6 +48,18 @@ FEE_CODE = "exchange_fee"
 EXCHANGE_FEE_ACCOUNT = "exchange.fee_revenue.{currency}"
 EXCHANGE_CLEARING_ACCOUNT = "exchange.external_clearing.{currency}"
 SETTLE_BATCH_MAX = 100
+# Transfer ids the engine derives from a deal id stay within the ledger's 80 characters.
+DEAL_KEY_LENGTH_MAX = 40
+
+
+def transfer_key(deal_id: str) -> str:
+    """The deal's part of the transfer ids derived from it: the id itself when short, else a
+    digest of it (a client's deal id may have 64 characters)."""
+    if len(deal_id) <= DEAL_KEY_LENGTH_MAX:
+        return deal_id
+    return "h" + hashlib.sha256(deal_id.encode()).hexdigest()[: DEAL_KEY_LENGTH_MAX - 1]
+
+
 # Stands for the seller's account in the split when the seller is paid in another currency.
 SELLER_ACROSS_CURRENCIES = "seller-across-currencies"
 
@@ -361,7 +376,7 @@ async def pay(session: AsyncSession, deal_id: str, amount: int, ctx: deals.Actor
         )
     assert deal.buyer_party_id is not None
     payment = Payment(
-        transfer_id=f"pay.{deal.id}.{secrets.token_hex(6)}",
+        transfer_id=f"pay.{transfer_key(deal.id)}.{secrets.token_hex(6)}",
         deal_id=deal.id,
         amount=amount,
         kind="payment",
@@ -454,30 +469,8 @@ async def settle(
     if held < contract.price:
         return None
     assert held == contract.price, "payments never exceed the price"
-    seller = contract.seller_party_id
-    pay_currency = contract.settlement_currency
-    await _exchange_accounts(session, deal.currency, now)
-    await open_accounts(session, seller, pay_currency, now)
-    policy = await reward_policy(session, seller)
-    if policy is not None:  # the inventors are paid into their reward accounts
-        inventors = [
-            rules.Inventor(
-                await _reward_account(session, inventor.account_id, deal.currency, now),
-                inventor.share_bp,
-            )
-            for inventor in policy.inventors
-        ]
-        policy = rules.RewardPolicy(pool_bp=policy.pool_bp, inventors=tuple(inventors))
-    split = rules.settlement_split(
-        held,
-        seller_account_id=party_account_id(seller, AccountCode.available, deal.currency)
-        if pay_currency == deal.currency
-        else SELLER_ACROSS_CURRENCIES,
-        fee_account_id=fee_account_id(deal.currency),
-        schedule=market.fee_schedule,
-        policy=policy,
-    )
-    legs = await _pay_out(session, deal, contract, split, now)
+    split = await _split(session, deal, contract, held, market, now)
+    legs = await _pay_out(session, deal, contract, split, f"settle.{transfer_key(deal.id)}", now)
     await credit.release_guarantees(session, deal, now)
     row = Settlement(
         deal_id=deal.id,
@@ -496,18 +489,58 @@ async def settle(
     return row
 
 
+async def _split(
+    session: AsyncSession,
+    deal: Deal,
+    contract: Contract,
+    total: int,
+    market: SettlementRules,
+    now: datetime,
+) -> rules.Split:
+    """How `total` out of the deal's escrow is paid: seller (net), exchange fee, the seller's
+    inventors by its reward policy (their reward accounts opened on first use)."""
+    seller = contract.seller_party_id
+    pay_currency = contract.settlement_currency
+    await _exchange_accounts(session, deal.currency, now)
+    await open_accounts(session, seller, pay_currency, now)
+    policy = await reward_policy(session, seller)
+    if policy is not None:
+        inventors = [
+            rules.Inventor(
+                await _reward_account(session, inventor.account_id, deal.currency, now),
+                inventor.share_bp,
+            )
+            for inventor in policy.inventors
+        ]
+        policy = rules.RewardPolicy(pool_bp=policy.pool_bp, inventors=tuple(inventors))
+    return rules.settlement_split(
+        total,
+        seller_account_id=party_account_id(seller, AccountCode.available, deal.currency)
+        if pay_currency == deal.currency
+        else SELLER_ACROSS_CURRENCIES,
+        fee_account_id=fee_account_id(deal.currency),
+        schedule=market.fee_schedule,
+        policy=policy,
+    )
+
+
 async def _pay_out(
-    session: AsyncSession, deal: Deal, contract: Contract, split: rules.Split, now: datetime
+    session: AsyncSession,
+    deal: Deal,
+    contract: Contract,
+    split: rules.Split,
+    id_prefix: str,
+    now: datetime,
 ) -> list[dict[str, Any]]:
-    """The split's transfers out of escrow, ids derived from the deal (so a second run of the
-    same settlement would replay, never pay twice); a seller paid in another currency is paid
+    """The split's transfers out of escrow, ids derived from `id_prefix` (so a second run of the
+    same payout would replay, never pay twice); a seller paid in another currency is paid
     through the FX position accounts at the rate locked at contract."""
     escrow = escrow_account_id(deal.id, deal.currency)
     specs: list[ledger.AnySpec] = []
     legs: list[dict[str, Any]] = []
     fx_leg: rules.Leg | None = None
     for index, leg in enumerate(split.legs):
-        transfer_id = f"settle.{deal.id}.{index}"
+        transfer_id = f"{id_prefix}.{index}"
         if leg.account_id == SELLER_ACROSS_CURRENCIES:  # paid through FX below
             fx_leg = leg
             continue
@@ -533,7 +566,7 @@ async def _pay_out(
     if specs:
         await ledger.create_transfers(session, specs, now)
     if fx_leg is not None:
-        transfer_id = f"settle.{deal.id}.seller"
+        transfer_id = f"{id_prefix}.seller"
         seller_account = party_account_id(
             contract.seller_party_id, AccountCode.available, contract.settlement_currency
         )
@@ -631,7 +664,7 @@ async def declare_default(
     ]
     specs = [
         ledger.TransferSpec(
-            id=f"default.{deal.id}.{code}",
+            id=f"default.{transfer_key(deal.id)}.{code}",
             debit_account_id=escrow,
             credit_account_id=account,
             amount=amount,
@@ -686,3 +719,118 @@ async def record_transfer(
         },
     )
     return deal
+
+
+# ---------------------------------------------------------------------------------------------
+# Royalties: licences whose payments follow the licensee's revenue
+
+
+class RoyaltyRefused(Conflict):
+    code = "royalty_not_due"
+    title = "No royalty is due for this report"
+
+
+async def royalty_reports(session: AsyncSession, deal_id: str) -> list[RoyaltyReport]:
+    query = select(RoyaltyReport).where(RoyaltyReport.deal_id == deal_id)
+    return list((await session.scalars(query.order_by(RoyaltyReport.period_end_date))).all())
+
+
+async def report_royalty(
+    session: AsyncSession,
+    deal_id: str,
+    *,
+    period_start: date,
+    period_end: date,
+    revenue: int,
+    market: SettlementRules,
+    ctx: deals.ActorContext,
+) -> RoyaltyReport:
+    """The licensee reports its revenue for a period after the trigger date: the royalty
+    (revenue times the contract's rate, rounded once) moves licensee → escrow and out again to
+    the seller, the exchange and the inventors as a settlement does, in one transaction.
+    Periods follow each other without overlap; the upfront price must be settled first."""
+    deal = await deals.get_deal(session, deal_id, lock=True)
+    contract = await get_contract(session, deal_id)
+    if contract.payment_shape not in (
+        PaymentShape.royalty.value,
+        PaymentShape.use_first_pay_later.value,
+    ):
+        raise RoyaltyRefused(f"deal {deal_id}'s contract is {contract.payment_shape}: no royalty")
+    if deal.state not in (DealState.settled.value, DealState.closed.value):
+        raise RoyaltyRefused(
+            f"deal {deal_id} is {deal.state}: royalties follow the settled upfront price",
+            state=deal.state,
+        )
+    assert contract.royalty_rate is not None and contract.royalty_trigger_date is not None
+    earlier = await royalty_reports(session, deal_id)
+    problems = []
+    if period_end < contract.royalty_trigger_date:
+        problems.append(("period_end", "before_trigger_date"))
+    if earlier and period_start <= earlier[-1].period_end_date:
+        problems.append(("period_start", "overlaps_reported_period"))
+    if problems:
+        raise Unprocessable(
+            "the royalty period is before the trigger date or overlaps a reported one",
+            errors=[{"field": field_name, "code": code} for field_name, code in problems],
+        )
+    royalty = rules.royalty_due(revenue, Decimal(contract.royalty_rate))
+    legs: list[dict[str, Any]] = []
+    if royalty > 0:
+        prefix = f"royalty.{transfer_key(deal.id)}.{period_end:%Y%m%d}"
+        legs = await _collect_royalty(session, deal, contract, royalty, prefix, market, ctx.now)
+    report = RoyaltyReport(
+        deal_id=deal_id,
+        period_start_date=period_start,
+        period_end_date=period_end,
+        revenue=revenue,
+        royalty=royalty,
+        legs=orjson.dumps(legs).decode(),
+        reported_by_key_id=ctx.key_id,
+        at=ctx.now,
+    )
+    session.add(report)
+    await session.flush()
+    await emit(
+        session,
+        type="deal.royalty_reported",
+        aggregate_type="deal",
+        aggregate_id=deal_id,
+        version=deal.version,
+        payload={"deal_id": deal_id, "period_end": period_end.isoformat(), "royalty": royalty},
+        now=ctx.now,
+    )
+    return report
+
+
+async def _collect_royalty(
+    session: AsyncSession,
+    deal: Deal,
+    contract: Contract,
+    royalty: int,
+    prefix: str,
+    market: SettlementRules,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The licensee's royalty into escrow and out again by the settlement split."""
+    try:
+        await ledger.create_transfers(
+            session,
+            [
+                ledger.TransferSpec(
+                    id=f"{prefix}.in",
+                    debit_account_id=party_account_id(
+                        contract.buyer_party_id, AccountCode.available, deal.currency
+                    ),
+                    credit_account_id=escrow_account_id(deal.id, deal.currency),
+                    amount=royalty,
+                    currency=deal.currency,
+                    code="royalty_payment",
+                    reference=deal.id,
+                )
+            ],
+            now,
+        )
+    except ledger.TransfersRefused as refused:
+        raise ledger.TransfersRefused.single(refused.failures[0]) from None
+    split = await _split(session, deal, contract, royalty, market, now)
+    return await _pay_out(session, deal, contract, split, prefix, now)
