@@ -11,11 +11,9 @@ from collections.abc import AsyncIterator
 import structlog
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from exchange import __version__, logs, problems, worker
+from exchange import __version__, logs, metrics, problems, worker
 from exchange.assets.api import router as assets_router
 from exchange.audit.api import router as audit_router
 from exchange.clock import Clock, SystemClock
@@ -139,9 +137,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(settlement_router)
     app.include_router(docking_router)
     app.include_router(audit_router)
-    Instrumentator(registry=CollectorRegistry(), excluded_handlers=["/metrics"]).instrument(
-        app
-    ).expose(app, endpoint="/metrics", include_in_schema=False)
+    metrics.install(app)
     app.add_middleware(
         problems.BodyGuard,
         body_bytes_max=settings.body_bytes_max,

@@ -149,9 +149,13 @@ async def test_health_readiness_and_metrics(client, operator):
     assert ready.status_code == 200
     assert ready.json()["revision"] == ready.json()["head"]
     await client.get("/v1/ledger/accounts", headers=operator.headers)
+    for _ in range(2):  # the second request finds its route template remembered
+        await client.get("/v1/ledger/accounts/acc-metrics-probe", headers=operator.headers)
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert "http_requests_total" in metrics.text
+    assert 'handler="/v1/ledger/accounts/{account_id}"' in metrics.text
+    assert "acc-metrics-probe" not in metrics.text
 
 
 async def test_requests_refused_before_their_unit_of_work_are_audited_too(

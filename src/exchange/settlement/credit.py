@@ -32,7 +32,7 @@ from exchange.ledger import service as ledger
 from exchange.ledger.models import AccountCode
 from exchange.listings.service import escrow_account_id
 from exchange.parties.service import get_party, open_accounts, party_account_id
-from exchange.settlement.escrow import escrow_balance, get_contract
+from exchange.settlement.escrow import outstanding
 from exchange.settlement.models import (
     CreditEnhancement,
     EnhancementKind,
@@ -159,9 +159,15 @@ async def act(
             allowed_actions=allowed_actions(state),
         )
     kind = EnhancementKind(enhancement.kind)
+    if action in (CreditAction.activate, CreditAction.claim) and (
+        deal.state not in ATTACHABLE_STATES
+    ):
+        raise Conflict(
+            f"deal {deal.id} is {deal.state}: enhancements activate and pay in awarded, "
+            "contracted or settling deals",
+            state=deal.state,
+        )
     if action is CreditAction.activate:
-        if deal.state not in ATTACHABLE_STATES:
-            raise Conflict(f"deal {deal.id} is {deal.state}", state=deal.state)
         await _activate(session, deal, enhancement, kind, now, pledge_registration_number)
     elif action is CreditAction.claim:
         await _claim(session, deal, enhancement, kind, now)
@@ -246,6 +252,13 @@ async def _activate(
                 "a pledge loan is activated with its pledge's registration number",
                 errors=[{"field": "pledge_registration_number", "code": "missing"}],
             )
+        lacking = await outstanding(session, deal)
+        if enhancement.amount > lacking:
+            raise Conflict(
+                f"the loan of {enhancement.amount} would bring escrow past the price: "
+                f"{lacking} is outstanding",
+                outstanding=lacking,
+            )
         transfer_id = f"{enhancement.id}.disburse"
         await _move(
             session,
@@ -300,26 +313,29 @@ async def _claim(
     now: datetime,
 ) -> None:
     currency = enhancement.currency
+    lacking = await outstanding(session, deal)
+    if kind is not EnhancementKind.pledge_loan and lacking == 0:
+        raise Conflict(f"deal {deal.id} has nothing outstanding: the claim pays nothing")
     if kind is EnhancementKind.guarantee:
+        # The hold is posted up to what escrow lacks; the rest of it goes back to the guarantor.
         assert enhancement.hold_transfer_id is not None
+        payout = min(enhancement.amount, lacking)
         await ledger.create_transfers(
-            session, [ledger.ResolveSpec(enhancement.hold_transfer_id, post=True)], now
+            session,
+            [ledger.ResolveSpec(enhancement.hold_transfer_id, post=True, amount=payout)],
+            now,
         )
         session.add(
             Payment(
                 transfer_id=f"{enhancement.hold_transfer_id}.post",
                 deal_id=deal.id,
-                amount=enhancement.amount,
+                amount=payout,
                 kind="guarantee",
                 at=now,
             )
         )
     elif kind is EnhancementKind.insurance:
-        contract = await get_contract(session, deal.id)
-        outstanding = contract.price - await escrow_balance(session, deal)
-        payout = min(enhancement.amount, outstanding)
-        if payout <= 0:
-            raise Conflict(f"deal {deal.id} has nothing outstanding: the claim pays nothing")
+        payout = min(enhancement.amount, lacking)
         transfer_id = f"{enhancement.id}.claim"
         await _move(
             session,

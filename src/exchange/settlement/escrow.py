@@ -10,7 +10,7 @@ from exchange.deals.models import Deal
 from exchange.errors import NotFound
 from exchange.ledger import service as ledger
 from exchange.listings.service import escrow_account_id
-from exchange.settlement.models import Contract, Instalment
+from exchange.settlement.models import Contract, Instalment, Settlement
 
 
 async def escrow_balance(session: AsyncSession, deal: Deal) -> int:
@@ -32,3 +32,14 @@ async def get_contract(session: AsyncSession, deal_id: str) -> Contract:
 async def instalments(session: AsyncSession, contract_id: str) -> list[Instalment]:
     query = select(Instalment).where(Instalment.contract_id == contract_id)
     return list((await session.scalars(query.order_by(Instalment.number))).all())
+
+
+async def outstanding(session: AsyncSession, deal: Deal) -> int:
+    """What escrow still lacks of the price (the contract's, else the award's): what a payment,
+    a loan or a claim may still bring in without paying more than the price. 0 once settled."""
+    if await session.get(Settlement, deal.id) is not None:
+        return 0
+    contract = (await session.scalars(select(Contract).where(Contract.deal_id == deal.id))).first()
+    price = contract.price if contract is not None else deal.award_price
+    assert price is not None, "a deal with a buyer has an award price"
+    return max(0, price - await escrow_balance(session, deal))
