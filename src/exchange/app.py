@@ -127,13 +127,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.services = services
     problems.install(app)
-    app.include_router(health_router)
+    # Routes are matched one by one in this order: the hot ones (transfers, bids) come first.
     app.include_router(ledger_router)
+    app.include_router(listings_router)
+    app.include_router(health_router)
     app.include_router(parties_router)
     app.include_router(assets_router)
     app.include_router(evidence_router)
     app.include_router(deals_router)
-    app.include_router(listings_router)
     app.include_router(settlement_router)
     app.include_router(docking_router)
     app.include_router(audit_router)
