@@ -126,6 +126,7 @@ def upgrade() -> None:
     op.create_table(
         "settlement",
         sa.Column("deal_id", sa.String(length=80), nullable=False),
+        sa.Column("part", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("total", sa.BigInteger(), nullable=False),
         sa.Column("fee", sa.BigInteger(), nullable=False),
         sa.Column("reward_pool", sa.BigInteger(), nullable=False),
@@ -133,7 +134,7 @@ def upgrade() -> None:
         sa.Column("fx_rate_id", sa.String(length=80), nullable=True),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["deal_id"], ["deal.id"], name=op.f("fk_settlement_deal_id_deal")),
-        sa.PrimaryKeyConstraint("deal_id", name=op.f("pk_settlement")),
+        sa.PrimaryKeyConstraint("deal_id", "part", name=op.f("pk_settlement")),
     )
     op.create_table(
         "settlement_payment",
@@ -165,6 +166,7 @@ def upgrade() -> None:
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("due_date", sa.Date(), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("milestone", sa.Boolean(), nullable=False),
         sa.CheckConstraint("amount > 0", name=op.f("ck_contract_instalment_amount_positive")),
         sa.ForeignKeyConstraint(
             ["contract_id"],

@@ -389,3 +389,52 @@ async def test_a_royalty_licence_pays_revenue_times_the_rate_after_its_trigger_d
     assert overlap.status_code == 422
     listed = (await client.get(reports, headers=buyer.headers)).json()
     assert [r["royalty"] for r in listed] == [cny("50000.00")]
+
+
+async def test_a_milestone_releases_its_part_of_escrow_and_the_fee_adds_up_to_the_whole(
+    market: Market, client
+):
+    deal, buyer = await awarded(market)
+    seller = deal["seller_party_id"]
+    plan = schedule(market, "60000.00", "140000.00")
+    plan[0]["milestone"] = True
+    contract = await market.chain.post(
+        f"/v1/deals/{deal['id']}/contract",
+        {"contract_type": "development", "payment_shape": "instalments", "schedule": plan},
+    )
+    assert [i["milestone"] for i in contract["schedule"]] == [True, False]
+    await market.chain.post(
+        f"/v1/deals/{deal['id']}/bank-confirmations",
+        {"bank_reference": uid("SPDB"), "amount": cny("195000.00")},
+    )
+    settlement = f"/v1/deals/{deal['id']}/settlement"
+    await market.chain.post(
+        f"/v1/deals/{deal['id']}/payments", {"amount": cny("50000.00")}, key=buyer
+    )
+    not_yet = await client.post(settlement, headers=market.chain.operator.headers)
+    assert not_yet.status_code == 409  # 55,000.00 in escrow: the milestone is not reached
+    await market.chain.post(
+        f"/v1/deals/{deal['id']}/payments", {"amount": cny("5000.00")}, key=buyer
+    )
+    first = await market.chain.post(settlement, None)
+    # By hand: the fee on the whole 200,000.00 is 3,000.00; the milestone releases 60,000.00,
+    # which carries 60/200 of the fee, 900.00; the seller gets 59,100.00.
+    assert first["complete"] is False and first["total"] == cny("60000.00")
+    assert first["fee"] == cny("900.00")
+    assert await balance(market, f"{seller}.available.CNY") == Decimal("59100.00")
+    assert (await market.deal(deal["id"]))["state"] == "settling"
+    again = await market.chain.post(settlement, None, expect=200)  # nothing more is due yet
+    assert again["total"] == cny("60000.00")
+    await market.chain.post(
+        f"/v1/deals/{deal['id']}/payments", {"amount": cny("140000.00")}, key=buyer
+    )
+    done = await market.chain.post(settlement, None)
+    # The second part: 140,000.00 with the rest of the fee, 2,100.00; the seller 137,900.00.
+    assert done["complete"] is True and [p["fee"] for p in done["parts"]] == [
+        cny("900.00"),
+        cny("2100.00"),
+    ]
+    assert done["total"] == cny(PRICE) and done["fee"] == cny("3000.00")
+    assert await balance(market, f"{seller}.available.CNY") == Decimal("197000.00")
+    assert await balance(market, f"{deal['id']}.escrow.CNY") == 0
+    assert (await market.deal(deal["id"]))["state"] == "settled"

@@ -51,6 +51,7 @@ from exchange.settlement.schemas import (
     RoyaltyReportIn,
     RoyaltyReportOut,
     SettlementOut,
+    SettlementPartOut,
 )
 from exchange.web import (
     Services,
@@ -117,7 +118,12 @@ async def contract_out(
         royalty_trigger_date=contract.royalty_trigger_date,
         registration_number=contract.registration_number,
         schedule=[
-            InstalmentOut(number=i.number, due_date=i.due_date, amount=Money.of(i.amount, currency))
+            InstalmentOut(
+                number=i.number,
+                due_date=i.due_date,
+                amount=Money.of(i.amount, currency),
+                milestone=i.milestone,
+            )
             for i in await escrow.instalments(session, contract.id)
         ],
         in_escrow=Money.of(owed.in_escrow, currency),
@@ -142,7 +148,9 @@ async def sign_contract(
     spec = settlement.ContractSpec(
         contract_type=body.contract_type.value,
         payment_shape=body.payment_shape,
-        schedule=[rules.Instalment(i.due_date, i.amount.minor()) for i in body.schedule],
+        schedule=[
+            rules.Instalment(i.due_date, i.amount.minor(), i.milestone) for i in body.schedule
+        ],
         royalty_rate=body.royalty_rate,
         royalty_trigger_date=body.royalty_trigger_date,
         registration_number=body.registration_number,
@@ -256,15 +264,28 @@ async def pay(
     return await execute(request, app, principal, action="deal.pay", target=deal_id, work=work)
 
 
-def settlement_out(row: Settlement, currency: str) -> SettlementOut:
+def settlement_out(parts: list[Settlement], contract: Contract) -> SettlementOut:
+    currency = contract.currency
+    assert parts
     return SettlementOut(
-        deal_id=row.deal_id,
-        total=Money.of(row.total, currency),
-        fee=Money.of(row.fee, currency),
-        reward_pool=Money.of(row.reward_pool, currency),
-        legs=orjson.loads(row.legs),
-        fx_rate_id=row.fx_rate_id,
-        at=row.at,
+        deal_id=contract.deal_id,
+        complete=sum(p.total for p in parts) == contract.price,
+        total=Money.of(sum(p.total for p in parts), currency),
+        fee=Money.of(sum(p.fee for p in parts), currency),
+        reward_pool=Money.of(sum(p.reward_pool for p in parts), currency),
+        legs=[leg for p in parts for leg in orjson.loads(p.legs)],
+        fx_rate_id=contract.fx_rate_id,
+        parts=[
+            SettlementPartOut(
+                part=p.part,
+                total=Money.of(p.total, currency),
+                fee=Money.of(p.fee, currency),
+                reward_pool=Money.of(p.reward_pool, currency),
+                legs=orjson.loads(p.legs),
+                at=p.at,
+            )
+            for p in parts
+        ],
     )
 
 
@@ -283,18 +304,16 @@ async def settle(
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
         deal = await deals.get_deal(session, deal_id)
-        row = await settlement.settle(session, deal_id, market_of(app), app.clock.now())
-        if row is None:
-            try:
-                existing = await settlement.get_settlement(session, deal_id)
-            except NotFound:
-                raise Conflict(
-                    f"deal {deal_id} is {deal.state}: a deal settles in `settling` once its "
-                    "escrow holds the full price",
-                    state=deal.state,
-                ) from None
-            return 200, settlement_out(existing, deal.currency)
-        return 201, settlement_out(row, deal.currency)
+        paid = await settlement.settle(session, deal_id, market_of(app), app.clock.now())
+        parts = await settlement.settlements(session, deal_id)
+        if not parts:
+            raise Conflict(
+                f"deal {deal_id} is {deal.state}: a deal settles in `settling` once its escrow "
+                "holds the full price (or a milestone's part of it)",
+                state=deal.state,
+            )
+        contract = await escrow.get_contract(session, deal_id)
+        return (201 if paid is not None else 200), settlement_out(parts, contract)
 
     return await execute(request, app, principal, action="deal.settle", target=deal_id, work=work)
 
@@ -303,7 +322,8 @@ async def settle(
 async def get_settlement(deal_id: IdPath, app: ServicesDep, principal: Reader) -> SettlementOut:
     async def read(session: AsyncSession) -> SettlementOut:
         deal = await _deal_for(session, principal, deal_id, buyer=True, seller=True)
-        return settlement_out(await settlement.get_settlement(session, deal_id), deal.currency)
+        parts = await settlement.get_settlement(session, deal_id)
+        return settlement_out(parts, await escrow.get_contract(session, deal.id))
 
     return await app.db.read(read)
 

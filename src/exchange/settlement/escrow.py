@@ -36,10 +36,11 @@ async def instalments(session: AsyncSession, contract_id: str) -> list[Instalmen
 
 async def outstanding(session: AsyncSession, deal: Deal) -> int:
     """What escrow still lacks of the price (the contract's, else the award's): what a payment,
-    a loan or a claim may still bring in without paying more than the price. 0 once settled."""
-    if await session.get(Settlement, deal.id) is not None:
-        return 0
+    a loan or a claim may still bring in without paying more than the price. What settlement
+    released already counts as paid."""
     contract = (await session.scalars(select(Contract).where(Contract.deal_id == deal.id))).first()
     price = contract.price if contract is not None else deal.award_price
     assert price is not None, "a deal with a buyer has an award price"
-    return max(0, price - await escrow_balance(session, deal))
+    parts = await session.scalars(select(Settlement.total).where(Settlement.deal_id == deal.id))
+    released = sum(parts.all())
+    return max(0, price - released - await escrow_balance(session, deal))

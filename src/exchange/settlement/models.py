@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -77,6 +78,7 @@ class Instalment(Base):
     number: Mapped[int] = mapped_column(Integer)
     due_date: Mapped[date] = mapped_column(Date)
     amount: Mapped[int] = mapped_column(BigInteger)
+    milestone: Mapped[bool] = mapped_column(Boolean)  # once in, the paid part is released
 
 
 class BankConfirmation(Base):
@@ -110,11 +112,13 @@ class Payment(Base):
 
 
 class Settlement(Base):
-    """The payout of a deal's escrow: one per deal, written with its linked batch."""
+    """A payout of a deal's escrow, written with its linked batch: one per deal, or one per
+    milestone where the schedule says so (the last completes the price)."""
 
     __tablename__ = "settlement"
 
     deal_id: Mapped[str] = mapped_column(ForeignKey("deal.id"), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     total: Mapped[int] = mapped_column(BigInteger)
     fee: Mapped[int] = mapped_column(BigInteger)
     reward_pool: Mapped[int] = mapped_column(BigInteger)

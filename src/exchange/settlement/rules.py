@@ -196,12 +196,16 @@ def settlement_split(
     schedule: FeeSchedule,
     policy: RewardPolicy | None,
     remainder_account_id: str | None = None,
+    fee: int | None = None,
 ) -> Split:
     """Split everything in escrow for a deal: the fee to the exchange, the reward pool (floored)
     to the inventors (each share floored), the rest of the net to the seller, and the minor units
-    the inventors' floors leave over to `remainder_account_id` (default: the seller)."""
+    the inventors' floors leave over to `remainder_account_id` (default: the seller). `fee`,
+    when given, is this part's share of a fee computed on the whole price (a milestone's)."""
     assert total > 0, total
-    fee = exchange_fee(total, schedule)
+    if fee is None:
+        fee = exchange_fee(total, schedule)
+    assert 0 <= fee <= total, (fee, total)
     net = total - fee
     inventors = policy.inventors if policy is not None else ()
     pool = net * policy.pool_bp // BASIS_POINTS if policy is not None else 0
@@ -229,7 +233,8 @@ def settlement_split(
 @dataclass(frozen=True, slots=True)
 class Instalment:
     due_date: date
-    amount: int  # > 0: plan_problems reports any other
+    amount: int
+    milestone: bool = False  # once paid, what escrow holds up to it is released
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,3 +354,13 @@ def forfeiture_split(deposit: int, *, exchange_share_bp: int) -> tuple[int, int]
     to_seller = deposit - to_exchange
     assert to_seller + to_exchange == deposit and min(to_seller, to_exchange) >= 0
     return to_seller, to_exchange
+
+
+def fee_share(fee_total: int, price: int, released_before: int, released_after: int) -> int:
+    """A milestone's share of the fee on the whole price: the fee pro rata to what is released
+    by the end of it, less what earlier parts took (floors, so the last part takes the rest and
+    the parts sum to `fee_total`)."""
+    assert 0 <= fee_total <= price and 0 <= released_before < released_after <= price
+    if released_after == price:
+        return fee_total - fee_total * released_before // price
+    return fee_total * released_after // price - fee_total * released_before // price

@@ -19,6 +19,11 @@ BANK_REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_:-]{0,63}$"
 class InstalmentIn(Input):
     due_date: date
     amount: MoneyIn
+    milestone: bool = Field(
+        default=False,
+        description="Once this instalment is in, escrow is released up to it (a partial "
+        "settlement).",
+    )
 
 
 class ContractIn(Input):
@@ -55,6 +60,7 @@ class InstalmentOut(BaseModel):
     number: int
     due_date: date
     amount: Money
+    milestone: bool
 
 
 class ContractOut(BaseModel):
@@ -106,14 +112,27 @@ class PaymentOut(BaseModel):
     at: datetime
 
 
+class SettlementPartOut(BaseModel):
+    part: int
+    total: Money
+    fee: Money
+    reward_pool: Money
+    legs: list[dict[str, Any]]
+    at: datetime
+
+
 class SettlementOut(BaseModel):
+    """What has been paid out of escrow: one part, or one per milestone; `complete` once the
+    whole price is paid out."""
+
     deal_id: str
+    complete: bool
     total: Money
     fee: Money
     reward_pool: Money
     legs: list[dict[str, Any]]
     fx_rate_id: str | None
-    at: datetime
+    parts: list[SettlementPartOut]
 
 
 class InventorIn(Input):

@@ -244,7 +244,11 @@ async def sign_contract(
     for number, due in enumerate(spec.schedule, start=1):
         session.add(
             Instalment(
-                contract_id=contract.id, number=number, due_date=due.due_date, amount=due.amount
+                contract_id=contract.id,
+                number=number,
+                due_date=due.due_date,
+                amount=due.amount,
+                milestone=due.milestone,
             )
         )
     await deals.perform_delegated(
@@ -346,8 +350,7 @@ class Dues:
 
 async def dues(session: AsyncSession, deal: Deal, contract: Contract, today: date) -> Dues:
     held = await escrow_balance(session, deal)
-    paid_out = await session.get(Settlement, deal.id)  # a settled deal's escrow is empty
-    received = held + (paid_out.total if paid_out else 0)
+    received = held + sum(part.total for part in await settlements(session, deal.id))
     schedule = await instalments(session, contract.id)
     due_by_today = sum(i.amount for i in schedule if i.due_date <= today)
     return Dues(
@@ -455,26 +458,54 @@ async def set_reward_policy(
     return row
 
 
+async def settlements(session: AsyncSession, deal_id: str) -> list[Settlement]:
+    """The deal's payouts so far, in order (one, or one per milestone)."""
+    query = select(Settlement).where(Settlement.deal_id == deal_id).order_by(Settlement.part)
+    return list((await session.scalars(query)).all())
+
+
+async def releasable(session: AsyncSession, deal: Deal, contract: Contract) -> tuple[int, int]:
+    """(released so far, releasable now): escrow is released up to the end of the last
+    milestone instalment it covers, or the whole price once all of it is in."""
+    released = sum(part.total for part in await settlements(session, deal.id))
+    received = released + await escrow_balance(session, deal)
+    assert received <= contract.price, "payments never exceed the price"
+    cumulative, target = 0, released
+    for instalment in await instalments(session, contract.id):
+        cumulative += instalment.amount
+        if (instalment.milestone or cumulative == contract.price) and cumulative <= received:
+            target = max(target, cumulative)
+    return released, target
+
+
 async def settle(
     session: AsyncSession, deal_id: str, market: SettlementRules, now: datetime
 ) -> Settlement | None:
-    """Pay out a fully paid deal's escrow in one linked batch — seller (net), exchange fee,
-    inventors' rewards, the remainder by rule — and move it to `settled`. None when the deal is
-    not (or no longer) due: settling twice pays once."""
+    """Pay out what escrow holds of a fully paid deal — or of a paid milestone, where the
+    schedule has milestones — in one linked batch: seller (net), exchange fee (its share of the
+    fee on the whole price), inventors' rewards, the remainder by rule. The part that completes
+    the price moves the deal to `settled`. None when nothing is due: settling twice pays once."""
     deal = await deals.get_deal(session, deal_id, lock=True)
     if deal.state != DealState.settling.value:
         return None
     contract = await get_contract(session, deal_id)
-    held = await escrow_balance(session, deal)
-    if held < contract.price:
+    released, target = await releasable(session, deal, contract)
+    if target <= released:
         return None
-    assert held == contract.price, "payments never exceed the price"
-    split = await _split(session, deal, contract, held, market, now)
-    legs = await _pay_out(session, deal, contract, split, f"settle.{transfer_key(deal.id)}", now)
-    await credit.release_guarantees(session, deal, now)
+    part = len(await settlements(session, deal_id)) + 1
+    final = target == contract.price
+    amount = target - released
+    fee = rules.fee_share(
+        rules.exchange_fee(contract.price, market.fee_schedule), contract.price, released, target
+    )
+    split = await _split(session, deal, contract, amount, market, now, fee=fee)
+    key = transfer_key(deal.id)
+    prefix = f"settle.{key}" if final and part == 1 else f"settle.{key}.m{part}"
+    legs = await _pay_out(session, deal, contract, split, prefix, now)
     row = Settlement(
         deal_id=deal.id,
-        total=held,
+        part=part,
+        total=amount,
         fee=split.fee,
         reward_pool=split.reward_pool,
         legs=orjson.dumps(legs).decode(),
@@ -482,10 +513,22 @@ async def settle(
         at=now,
     )
     session.add(row)
-    system = deals.ActorContext(Actor.system, None, None, now)
-    await deals.perform_delegated(
-        session, deal, DealAction.settle, system, {"total": held, "fee": split.fee, "legs": legs}
-    )
+    detail = {"part": part, "total": amount, "fee": split.fee, "legs": legs}
+    if final:
+        await credit.release_guarantees(session, deal, now)
+        system = deals.ActorContext(Actor.system, None, None, now)
+        await deals.perform_delegated(session, deal, DealAction.settle, system, detail)
+    else:
+        await session.flush()
+        await emit(
+            session,
+            type="deal.milestone_released",
+            aggregate_type="deal",
+            aggregate_id=deal.id,
+            version=deal.version,
+            payload={"id": deal.id, **detail},
+            now=now,
+        )
     return row
 
 
@@ -496,6 +539,8 @@ async def _split(
     total: int,
     market: SettlementRules,
     now: datetime,
+    *,
+    fee: int | None = None,
 ) -> rules.Split:
     """How `total` out of the deal's escrow is paid: seller (net), exchange fee, the seller's
     inventors by its reward policy (their reward accounts opened on first use)."""
@@ -521,6 +566,7 @@ async def _split(
         fee_account_id=fee_account_id(deal.currency),
         schedule=market.fee_schedule,
         policy=policy,
+        fee=fee,
     )
 
 
@@ -596,7 +642,8 @@ async def _pay_out(
 
 
 async def due_settlements(session: AsyncSession, limit: int = SETTLE_BATCH_MAX) -> list[str]:
-    """Deals in `settling` whose escrow holds their full price: the settlement worker's list."""
+    """Deals in `settling` with a payout due (the full price, or a paid milestone): the
+    settlement worker's list."""
     query = (
         select(Deal.id)
         .join(Contract, Contract.deal_id == Deal.id)
@@ -604,19 +651,18 @@ async def due_settlements(session: AsyncSession, limit: int = SETTLE_BATCH_MAX) 
         .order_by(Deal.id)
         .limit(limit)
     )
-    candidates = list((await session.scalars(query)).all())
     due = []
-    for deal_id in candidates:
+    for deal_id in list((await session.scalars(query)).all()):
         deal = await deals.get_deal(session, deal_id)
-        contract = await get_contract(session, deal_id)
-        if await escrow_balance(session, deal) >= contract.price:
+        released, target = await releasable(session, deal, await get_contract(session, deal_id))
+        if target > released:
             due.append(deal_id)
     return due
 
 
-async def get_settlement(session: AsyncSession, deal_id: str) -> Settlement:
-    found = await session.get(Settlement, deal_id)
-    if found is None:
+async def get_settlement(session: AsyncSession, deal_id: str) -> list[Settlement]:
+    found = await settlements(session, deal_id)
+    if not found:
         raise NotFound(f"deal {deal_id} has not been settled")
     return found
 
