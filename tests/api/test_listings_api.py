@@ -577,3 +577,19 @@ async def test_amending_the_deposit_restarts_the_notice_and_parties_register_aga
     assert again["id"] == first["id"] and again["deposit"] == cny("8000.00")
     assert again["deposit_hold_id"] != first["deposit_hold_id"] and again["status"] == "held"
     assert await market.available(bidder.party_id) == Decimal(FUNDS) - Decimal("8000.00")
+
+
+async def test_a_sealed_auction_withdrawn_mid_bidding_keeps_its_bids_sealed(market: Market, client):
+    deal, listing = await market.listed("sealed_first_price")
+    a, b = [await market.bidder() for _ in range(2)]
+    for key in (a, b):
+        await market.register(listing["id"], key)
+    await market.end_notice(listing)
+    await market.bid(listing["id"], a, str(Decimal(deal["appraised"]) + 3000))
+    withdrawn = await market.chain.act(deal["id"], "withdraw", {"reason": "seller withdrew"})
+    assert withdrawn["state"] == "withdrawn"
+    for path in ("bids", "bids/stream?wait_s=0"):
+        hidden = await client.get(f"/v1/listings/{listing['id']}/{path}", headers=b.headers)
+        assert hidden.status_code == 404
+    for key in (a, b):
+        assert await market.available(key.party_id) == Decimal(FUNDS)

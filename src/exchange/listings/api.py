@@ -564,9 +564,11 @@ async def _one_bid(
 async def _bid_page(
     session: AsyncSession, listing_id: str, viewer: str | None, after: int, limit: int
 ) -> BidPage:
+    listing = await listings.get_listing(session, listing_id)
+    if listing.status == ListingStatus.withdrawn.value:  # its sealed bids stay sealed
+        raise NotFound(f"no listing {listing_id}")
     auction = await bidding.get_auction(session, listing_id)
     if auction is None:
-        await listings.get_listing(session, listing_id)  # 404 for an unknown listing
         raise NotFound(f"listing {listing_id} has no auction (it has not reached bidding)")
     numbers = await bidding.bidder_numbers(session, listing_id)
     found = await bidding.bids_of(session, listing_id, after_seq=after, limit=limit)

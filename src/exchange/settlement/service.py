@@ -684,7 +684,9 @@ async def declare_default(
     deals.check_allowed(deal, DealAction.default, ctx)
     assert deal.buyer_party_id is not None
     held = await escrow_balance(session, deal)
-    deposit = await listings.applied_deposit(session, deal)
+    # The deposit came into escrow first: a milestone already released may have paid it out.
+    released = sum(part.total for part in await settlements(session, deal.id))
+    deposit = max(0, await listings.applied_deposit(session, deal) - released)
     forfeited = min(deposit, held)
     to_seller, to_exchange = (
         rules.forfeiture_split(forfeited, exchange_share_bp=market.forfeit_exchange_share_bp)
