@@ -593,3 +593,34 @@ async def test_a_sealed_auction_withdrawn_mid_bidding_keeps_its_bids_sealed(mark
         assert hidden.status_code == 404
     for key in (a, b):
         assert await market.available(key.party_id) == Decimal(FUNDS)
+
+
+async def test_a_proxy_maximum_below_the_bid_and_a_zero_weight_criterion_are_422(
+    market: Market, client
+):
+    deal, listing = await market.listed("english")
+    a, b = [await market.bidder() for _ in range(2)]
+    for key in (a, b):
+        await market.register(listing["id"], key)
+    await market.end_notice(listing)
+    start = Decimal(deal["appraised"])
+    bad = await market.bid(listing["id"], a, str(start + 2000), expect=422, max_amount=cny(start))
+    assert bad["errors"][0]["field"] == "max_amount"
+    tender = await market.chain.priced_deal("tender")
+    zero = await client.post(
+        "/v1/listings",
+        json={
+            "deal_id": tender["id"],
+            "listing_price": cny(tender["appraised"]),
+            "reserve": cny(tender["appraised"]),
+            "deposit": cny(DEPOSIT),
+            "auction": {
+                "criteria": [
+                    {"name": "technical", "weight_pct": "100"},
+                    {"name": "price", "weight_pct": "0"},
+                ]
+            },
+        },
+        headers=market.chain.operator.headers,
+    )
+    assert zero.status_code == 422 and zero.json()["errors"][0]["code"] == "criteria_invalid"

@@ -370,6 +370,9 @@ async def test_english_award_matches_the_accepted_bids_and_deposits_follow_it(
         refusal = book.refusal(key.party_id, amount, maximum)
         if refusal is not None:
             event(f"english refusal {refusal}")
+            if refusal == "max_below_amount":  # the body contradicts itself: a 422
+                assert status == 422 and body["errors"][0]["field"] == "max_amount", body
+                continue
             assert status == 409 and body["code"] == refusal, (status, body)
             if refusal == "bid_too_low":
                 assert body["minimum"] == book.minimum()

@@ -265,6 +265,10 @@ async def _english(
         soft_close_s=auction.soft_close_s,
     )
     if isinstance(outcome, rules.Refusal):
+        if outcome.code == "max_below_amount":  # the body contradicts itself: not a state
+            raise Unprocessable(
+                outcome.detail, errors=[{"field": "max_amount", "code": "below_amount"}]
+            )
         extra = {} if outcome.minimum is None else {"minimum": outcome.minimum}
         raise BidRefused(outcome, **extra)
     bids = []

@@ -317,12 +317,14 @@ def _term_errors(deal: Deal, terms: ListingTerms, market: ListingRules) -> list[
     if method == Method.tender.value:
         weights = sum(c.weight_bp for c in terms.auction.criteria)
         names = [c.name for c in terms.auction.criteria]
-        if not names or weights != 10_000 or len(set(names)) != len(names):
+        positive = all(c.weight_bp > 0 for c in terms.auction.criteria)
+        if not names or weights != 10_000 or len(set(names)) != len(names) or not positive:
             errors.append(
                 _error(
                     "auction.criteria",
                     "criteria_invalid",
-                    "a tender publishes distinct criteria whose weights sum to 100%",
+                    "a tender publishes distinct criteria, each weighing more than 0, whose "
+                    "weights sum to 100%",
                 )
             )
     return errors
