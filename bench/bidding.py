@@ -55,8 +55,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` as a nam
 import asyncpg
 import orjson
 from bench.ledger import (
-    ERRORS_MAX,
-    OPS_MAX,
     REPO,
     WATCH,
     CpuWatch,
@@ -69,6 +67,7 @@ from bench.ledger import (
     percentile,
     raw_transfer,
     read_response,
+    run_loops,
     run_raw,
     setup_ledger,
     with_scratch_database,
@@ -262,41 +261,23 @@ async def drive_bids(
     """Run `clients` loops of an op that answers with its outcome ("201", "409 bid_too_low",
     "500"...); the requests answered inside the measured window count. While measuring, the
     CPU and PostgreSQL's backends are watched."""
-    started = time.perf_counter()
-    measure_from, stop_at = started + warmup, started + warmup + duration
     activity = result.activity = Activity()
 
-    async def client(index: int) -> None:
-        op = make_op(index)
-        for _ in range(OPS_MAX):
-            t0 = time.perf_counter()
-            if t0 >= stop_at or result.failed:
-                return
-            try:
-                outcome = await op()
-            except Exception as error:  # a report, not a test: count, go on, stop when too many
-                result.errors[type(error).__name__] += 1
-                if sum(result.errors.values()) >= ERRORS_MAX:
-                    result.failed = f"{ERRORS_MAX} errors, last: {type(error).__name__}: {error}"
-                continue
-            t1 = time.perf_counter()
-            if measure_from <= t1 <= stop_at:
-                result.requests += 1
-                result.outcomes[outcome] += 1
-                result.latencies.append(t1 - t0)
-                if outcome == ACCEPTED:
-                    result.transfers += 1
-                    result.accepted_latencies.append(t1 - t0)
+    def record(outcome: str, latency: float) -> None:
+        result.requests += 1
+        result.outcomes[outcome] += 1
+        result.latencies.append(latency)
+        if outcome == ACCEPTED:
+            result.transfers += 1
+            result.accepted_latencies.append(latency)
 
-    async def watcher() -> None:
+    async def watcher(measure_from: float, stop_at: float) -> None:
         await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
         WATCH.start()
         await watch_activity(dsn, activity, stop_at)
         result.cpu = WATCH.stop()
 
-    async with asyncio.timeout(warmup + duration + 120):
-        await asyncio.gather(watcher(), *(client(i) for i in range(clients)))
-    result.seconds = duration
+    await run_loops(result, clients, make_op, warmup, duration, record, watcher)
     return result.finish()
 
 

@@ -52,7 +52,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from alembic import command
@@ -83,6 +83,7 @@ CODE = "bench"
 CLEARING_ID = "clearing-cny"
 FUNDING_MINOR = 10**13  # per account: never the limit in any phase
 AMOUNT_MINOR_MAX = 10_000  # transfers of 0.01 .. 100.00 CNY
+T = TypeVar("T")
 OPS_MAX = 5_000_000  # per worker and phase: every loop is bounded in count as well as time
 ERRORS_MAX = 200  # per phase: past this the phase stops and is reported as failed
 TARGET_RATIO = 0.50  # (b) / (a)
@@ -143,6 +144,45 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
+async def run_loops(
+    result: Result,
+    concurrency: int,
+    make_op: Callable[[int], Callable[[], Awaitable[T]]],
+    warmup: float,
+    duration: float,
+    record: Callable[[T, float], None],
+    watch: Callable[[float, float], Awaitable[None]],
+) -> None:
+    """Run `concurrency` loops, each calling its op for warm-up + duration; an op that finishes
+    inside the measured window is recorded with its latency. An op that raises is counted, and
+    too many stop the run (a report, not a test). `watch(measure_from, stop_at)` runs beside
+    them (CPU, PostgreSQL's activity)."""
+    started = time.perf_counter()
+    measure_from = started + warmup
+    stop_at = measure_from + duration
+
+    async def loop(index: int) -> None:
+        op = make_op(index)
+        for _ in range(OPS_MAX):
+            t0 = time.perf_counter()
+            if t0 >= stop_at or result.failed:
+                return
+            try:
+                outcome = await op()
+            except Exception as error:  # a report, not a test: count, go on, stop when too many
+                result.errors[type(error).__name__] += 1
+                if sum(result.errors.values()) >= ERRORS_MAX:
+                    result.failed = f"{ERRORS_MAX} errors, last: {type(error).__name__}: {error}"
+                continue
+            t1 = time.perf_counter()
+            if measure_from <= t1 <= stop_at:
+                record(outcome, t1 - t0)
+
+    async with asyncio.timeout(warmup + duration + 120):
+        await asyncio.gather(watch(measure_from, stop_at), *(loop(i) for i in range(concurrency)))
+    result.seconds = duration
+
+
 async def drive(
     result: Result,
     concurrency: int,
@@ -153,37 +193,18 @@ async def drive(
     """Run `concurrency` workers, each calling its op in a loop for warm-up + duration. An op
     returns how many transfers it committed; the ops that finish inside the measured window
     count towards the rate and give the latency samples."""
-    started = time.perf_counter()
-    measure_from = started + warmup
-    stop_at = measure_from + duration
 
-    async def worker(index: int) -> None:
-        op = make_op(index)
-        for _ in range(OPS_MAX):
-            t0 = time.perf_counter()
-            if t0 >= stop_at or result.failed:
-                return
-            try:
-                done = await op()
-            except Exception as error:  # a report, not a test: count, go on, stop when too many
-                result.errors[type(error).__name__] += 1
-                if sum(result.errors.values()) >= ERRORS_MAX:
-                    result.failed = f"{ERRORS_MAX} errors, last: {type(error).__name__}: {error}"
-                continue
-            t1 = time.perf_counter()
-            if measure_from <= t1 <= stop_at:
-                result.transfers += done
-                result.latencies.append(t1 - t0)
+    def record(done: int, latency: float) -> None:
+        result.transfers += done
+        result.latencies.append(latency)
 
-    async def cpu_sampler() -> None:
+    async def cpu_sampler(measure_from: float, stop_at: float) -> None:
         await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
         WATCH.start()
         await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
         result.cpu = WATCH.stop()
 
-    async with asyncio.timeout(warmup + duration + 120):
-        await asyncio.gather(cpu_sampler(), *(worker(i) for i in range(concurrency)))
-    result.seconds = duration
+    await run_loops(result, concurrency, make_op, warmup, duration, record, cpu_sampler)
     return result.finish()
 
 
