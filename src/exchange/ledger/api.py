@@ -404,10 +404,7 @@ async def _resolve(
     await app.db.run(lambda s: ledger.expire_hold_if_due(s, spec.pending_id, app.clock.now()))
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
-        try:
-            result = await ledger.create_transfers(session, [spec], app.clock.now())
-        except ledger.TransfersRefused as refused:
-            raise ledger.TransfersRefused.single(refused.failures[0]) from None
+        result = await ledger.create_transfer(session, spec, app.clock.now())
         return _created(result), transfer_out(result.transfers[0])
 
     return await execute(request, app, principal, action=action, target=spec.pending_id, work=work)

@@ -344,6 +344,15 @@ async def create_transfers(
     return BatchResult(transfers=views, created=bool(state.plan.entries))
 
 
+async def create_transfer(session: AsyncSession, spec: AnySpec, now: datetime) -> BatchResult:
+    """One transfer (or resolution) alone: a refusal answers with its own code and status, as
+    `TransfersRefused.single` says."""
+    try:
+        return await create_transfers(session, [spec], now)
+    except TransfersRefused as refused:
+        raise TransfersRefused.single(refused.failures[0]) from None
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one transfer of an unlinked set: its view and whether it is new, or why

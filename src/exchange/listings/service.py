@@ -458,27 +458,20 @@ async def register_intent(
     intent.status = IntentStatus.held.value
     intent.registered_at = now
     await open_accounts(session, party_id, listing.currency, now)
-    try:
-        await ledger.create_transfers(
-            session,
-            [
-                ledger.TransferSpec(
-                    id=intent.deposit_hold_id,
-                    debit_account_id=party_account_id(
-                        party_id, AccountCode.available, listing.currency
-                    ),
-                    credit_account_id=deposit_account_id(listing_id, listing.currency),
-                    amount=listing.deposit,
-                    currency=listing.currency,
-                    code=DEPOSIT_CODE,
-                    pending=True,
-                    reference=listing_id,
-                )
-            ],
-            now,
-        )
-    except ledger.TransfersRefused as refused:
-        raise ledger.TransfersRefused.single(refused.failures[0]) from None
+    await ledger.create_transfer(
+        session,
+        ledger.TransferSpec(
+            id=intent.deposit_hold_id,
+            debit_account_id=party_account_id(party_id, AccountCode.available, listing.currency),
+            credit_account_id=deposit_account_id(listing_id, listing.currency),
+            amount=listing.deposit,
+            currency=listing.currency,
+            code=DEPOSIT_CODE,
+            pending=True,
+            reference=listing_id,
+        ),
+        now,
+    )
     await session.flush()
     await emit(
         session,

@@ -194,25 +194,20 @@ async def _move(
     *,
     pending: bool = False,
 ) -> None:
-    try:
-        await ledger.create_transfers(
-            session,
-            [
-                ledger.TransferSpec(
-                    id=transfer_id,
-                    debit_account_id=debit,
-                    credit_account_id=credit,
-                    amount=amount,
-                    currency=currency,
-                    code=code,
-                    pending=pending,
-                    reference=deal_id,
-                )
-            ],
-            now,
-        )
-    except ledger.TransfersRefused as refused:
-        raise ledger.TransfersRefused.single(refused.failures[0]) from None
+    await ledger.create_transfer(
+        session,
+        ledger.TransferSpec(
+            id=transfer_id,
+            debit_account_id=debit,
+            credit_account_id=credit,
+            amount=amount,
+            currency=currency,
+            code=code,
+            pending=pending,
+            reference=deal_id,
+        ),
+        now,
+    )
 
 
 def _available(party_id: str, currency: str) -> str:

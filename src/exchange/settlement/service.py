@@ -385,26 +385,21 @@ async def pay(session: AsyncSession, deal_id: str, amount: int, ctx: deals.Actor
         kind="payment",
         at=ctx.now,
     )
-    try:
-        await ledger.create_transfers(
-            session,
-            [
-                ledger.TransferSpec(
-                    id=payment.transfer_id,
-                    debit_account_id=party_account_id(
-                        deal.buyer_party_id, AccountCode.available, deal.currency
-                    ),
-                    credit_account_id=escrow_account_id(deal.id, deal.currency),
-                    amount=amount,
-                    currency=deal.currency,
-                    code="instalment_payment",
-                    reference=deal.id,
-                )
-            ],
-            ctx.now,
-        )
-    except ledger.TransfersRefused as refused:
-        raise ledger.TransfersRefused.single(refused.failures[0]) from None
+    await ledger.create_transfer(
+        session,
+        ledger.TransferSpec(
+            id=payment.transfer_id,
+            debit_account_id=party_account_id(
+                deal.buyer_party_id, AccountCode.available, deal.currency
+            ),
+            credit_account_id=escrow_account_id(deal.id, deal.currency),
+            amount=amount,
+            currency=deal.currency,
+            code="instalment_payment",
+            reference=deal.id,
+        ),
+        ctx.now,
+    )
     session.add(payment)
     await session.flush()
     detail = {
@@ -860,25 +855,20 @@ async def _collect_royalty(
     now: datetime,
 ) -> list[dict[str, Any]]:
     """The licensee's royalty into escrow and out again by the settlement split."""
-    try:
-        await ledger.create_transfers(
-            session,
-            [
-                ledger.TransferSpec(
-                    id=f"{prefix}.in",
-                    debit_account_id=party_account_id(
-                        contract.buyer_party_id, AccountCode.available, deal.currency
-                    ),
-                    credit_account_id=escrow_account_id(deal.id, deal.currency),
-                    amount=royalty,
-                    currency=deal.currency,
-                    code="royalty_payment",
-                    reference=deal.id,
-                )
-            ],
-            now,
-        )
-    except ledger.TransfersRefused as refused:
-        raise ledger.TransfersRefused.single(refused.failures[0]) from None
+    await ledger.create_transfer(
+        session,
+        ledger.TransferSpec(
+            id=f"{prefix}.in",
+            debit_account_id=party_account_id(
+                contract.buyer_party_id, AccountCode.available, deal.currency
+            ),
+            credit_account_id=escrow_account_id(deal.id, deal.currency),
+            amount=royalty,
+            currency=deal.currency,
+            code="royalty_payment",
+            reference=deal.id,
+        ),
+        now,
+    )
     split = await _split(session, deal, contract, royalty, market, now)
     return await _pay_out(session, deal, contract, split, prefix, now)
