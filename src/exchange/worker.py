@@ -7,12 +7,13 @@ worker`; many at once are safe (SKIP LOCKED, and a hold resolves at most once)."
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.clock import Clock
-from exchange.db import Database, judged_now
+from exchange.db import Database
 from exchange.ledger import service as ledger
 from exchange.listings import service as listings
 from exchange.listings.service import DUE_BATCH_MAX, ListingRules
@@ -33,13 +34,11 @@ async def process_due_listings_once(db: Database, clock: Clock, market: ListingR
     due = await db.read(lambda s: listings.due_listing_ids(s, clock.now(), DUE_BATCH_MAX))
     done = 0
     for listing_id in due:
-
-        async def unit(session: AsyncSession, listing_id: str = listing_id) -> bool:
-            return await listings.process_due(
-                session, listing_id, await judged_now(session, clock), market
+        done += await db.run(
+            functools.partial(
+                listings.process_due_now, listing_id=listing_id, clock=clock, market=market
             )
-
-        done += await db.run(unit)
+        )
     return done
 
 

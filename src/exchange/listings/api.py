@@ -261,13 +261,11 @@ async def _settled(app: Services, listing_id: str) -> None:
     if listing.status not in (ListingStatus.notice.value, ListingStatus.bidding.value):
         return
     market = listings.ListingRules.of(app.settings)
-
-    async def unit(session: AsyncSession) -> bool:
-        return await listings.process_due(
-            session, listing_id, await judged_now(session, app.clock), market
+    await app.db.run(
+        functools.partial(
+            listings.process_due_now, listing_id=listing_id, clock=app.clock, market=market
         )
-
-    await app.db.run(unit)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -694,7 +692,8 @@ async def record_scores(
     scored every bid, the tender is awarded to the highest weighted score."""
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
-        await _settled_in(session, app, listing_id)
+        market = listings.ListingRules.of(app.settings)
+        await listings.process_due_now(session, listing_id, app.clock, market)
         auction = await _locked_auction(session, listing_id)
         now = app.clock.now()
         closing = await bidding.record_scores(
@@ -713,11 +712,6 @@ async def record_scores(
 def _four_places(value: Fraction) -> str:
     exact = Decimal(value.numerator) / Decimal(value.denominator)
     return str(exact.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN))
-
-
-async def _settled_in(session: AsyncSession, app: Services, listing_id: str) -> None:
-    market = listings.ListingRules.of(app.settings)
-    await listings.process_due(session, listing_id, await judged_now(session, app.clock), market)
 
 
 async def _scores(session: AsyncSession, auction: Auction) -> ScoresOut:

@@ -23,7 +23,9 @@ from exchange.assets import service as assets
 from exchange.bidding import rules as bidding_rules
 from exchange.bidding import service as bidding
 from exchange.bidding.models import Auction, AuctionStatus, Bid, Method
+from exchange.clock import Clock
 from exchange.config import Settings
+from exchange.db import judged_now
 from exchange.deals import service as deals
 from exchange.deals.machine import Actor, DealAction, DealState
 from exchange.deals.models import Deal
@@ -558,6 +560,13 @@ async def process_due(
         return False  # another process did it first
     await _end_notice(session, listing, deal, now, market)
     return True
+
+
+async def process_due_now(
+    session: AsyncSession, listing_id: str, clock: Clock, market: ListingRules
+) -> bool:
+    """`process_due` at the instant that judges deadlines (`db.judged_now`)."""
+    return await process_due(session, listing_id, await judged_now(session, clock), market)
 
 
 async def due_listing_ids(session: AsyncSession, now: datetime, limit: int) -> list[str]:

@@ -3,7 +3,7 @@ contract (shared by settlement and credit enhancement)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.deals.models import Deal
@@ -34,6 +34,14 @@ async def instalments(session: AsyncSession, contract_id: str) -> list[Instalmen
     return list((await session.scalars(query.order_by(Instalment.number))).all())
 
 
+async def released_total(session: AsyncSession, deal_id: str) -> int:
+    """What settlement has paid out of the deal's escrow so far (its parts' totals)."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Settlement.total), 0)).where(Settlement.deal_id == deal_id)
+    )
+    return int(total or 0)
+
+
 async def outstanding(session: AsyncSession, deal: Deal) -> int:
     """What escrow still lacks of the price (the contract's, else the award's): what a payment,
     a loan or a claim may still bring in without paying more than the price. What settlement
@@ -41,6 +49,6 @@ async def outstanding(session: AsyncSession, deal: Deal) -> int:
     contract = (await session.scalars(select(Contract).where(Contract.deal_id == deal.id))).first()
     price = contract.price if contract is not None else deal.award_price
     assert price is not None, "a deal with a buyer has an award price"
-    parts = await session.scalars(select(Settlement.total).where(Settlement.deal_id == deal.id))
-    released = sum(parts.all())
-    return max(0, price - released - await escrow_balance(session, deal))
+    return max(
+        0, price - await released_total(session, deal.id) - await escrow_balance(session, deal)
+    )

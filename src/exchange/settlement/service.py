@@ -32,7 +32,7 @@ from exchange.listings.calendar import EXCHANGE_TZ, WorkingCalendar
 from exchange.listings.service import ListingRules, escrow_account_id
 from exchange.parties.service import get_party, open_accounts, party_account_id
 from exchange.settlement import credit, rules
-from exchange.settlement.escrow import escrow_balance, get_contract, instalments
+from exchange.settlement.escrow import escrow_balance, get_contract, instalments, released_total
 from exchange.settlement.models import (
     BankConfirmation,
     Contract,
@@ -350,7 +350,7 @@ class Dues:
 
 async def dues(session: AsyncSession, deal: Deal, contract: Contract, today: date) -> Dues:
     held = await escrow_balance(session, deal)
-    received = held + sum(part.total for part in await settlements(session, deal.id))
+    received = held + await released_total(session, deal.id)
     schedule = await instalments(session, contract.id)
     due_by_today = sum(i.amount for i in schedule if i.due_date <= today)
     return Dues(
@@ -459,10 +459,11 @@ async def settlements(session: AsyncSession, deal_id: str) -> list[Settlement]:
     return list((await session.scalars(query)).all())
 
 
-async def releasable(session: AsyncSession, deal: Deal, contract: Contract) -> tuple[int, int]:
-    """(released so far, releasable now): escrow is released up to the end of the last
-    milestone instalment it covers, or the whole price once all of it is in."""
-    released = sum(part.total for part in await settlements(session, deal.id))
+async def _release_target(
+    session: AsyncSession, deal: Deal, contract: Contract, released: int
+) -> int:
+    """How far escrow may be released: to the end of the last milestone instalment it covers,
+    or the whole price once all of it is in (at least `released`, what already was)."""
     received = released + await escrow_balance(session, deal)
     assert received <= contract.price, "payments never exceed the price"
     cumulative, target = 0, released
@@ -470,7 +471,7 @@ async def releasable(session: AsyncSession, deal: Deal, contract: Contract) -> t
         cumulative += instalment.amount
         if (instalment.milestone or cumulative == contract.price) and cumulative <= received:
             target = max(target, cumulative)
-    return released, target
+    return target
 
 
 async def settle(
@@ -484,10 +485,12 @@ async def settle(
     if deal.state != DealState.settling.value:
         return None
     contract = await get_contract(session, deal_id)
-    released, target = await releasable(session, deal, contract)
+    parts = await settlements(session, deal_id)
+    released = sum(p.total for p in parts)
+    target = await _release_target(session, deal, contract, released)
     if target <= released:
         return None
-    part = len(await settlements(session, deal_id)) + 1
+    part = len(parts) + 1
     final = target == contract.price
     amount = target - released
     fee = rules.fee_share(
@@ -576,7 +579,7 @@ async def _pay_out(
     """The split's transfers out of escrow, ids derived from `id_prefix` (so a second run of the
     same payout would replay, never pay twice); a seller paid in another currency is paid
     through the FX position accounts at the rate locked at contract."""
-    escrow = escrow_account_id(deal.id, deal.currency)
+    escrow_id = escrow_account_id(deal.id, deal.currency)
     specs: list[ledger.AnySpec] = []
     legs: list[dict[str, Any]] = []
     fx_leg: rules.Leg | None = None
@@ -588,7 +591,7 @@ async def _pay_out(
         specs.append(
             ledger.TransferSpec(
                 id=transfer_id,
-                debit_account_id=escrow,
+                debit_account_id=escrow_id,
                 credit_account_id=leg.account_id,
                 amount=leg.amount,
                 currency=deal.currency,
@@ -614,7 +617,7 @@ async def _pay_out(
         _result, rate = await ledger.create_fx_transfer(
             session,
             transfer_id=transfer_id,
-            debit_account_id=escrow,
+            debit_account_id=escrow_id,
             credit_account_id=seller_account,
             amount=fx_leg.amount,
             currency=deal.currency,
@@ -649,8 +652,9 @@ async def due_settlements(session: AsyncSession, limit: int = SETTLE_BATCH_MAX) 
     due = []
     for deal_id in list((await session.scalars(query)).all()):
         deal = await deals.get_deal(session, deal_id)
-        released, target = await releasable(session, deal, await get_contract(session, deal_id))
-        if target > released:
+        released = await released_total(session, deal_id)
+        contract = await get_contract(session, deal_id)
+        if await _release_target(session, deal, contract, released) > released:
             due.append(deal_id)
     return due
 
@@ -680,8 +684,8 @@ async def declare_default(
     assert deal.buyer_party_id is not None
     held = await escrow_balance(session, deal)
     # The deposit came into escrow first: a milestone already released may have paid it out.
-    released = sum(part.total for part in await settlements(session, deal.id))
-    deposit = max(0, await listings.applied_deposit(session, deal) - released)
+    deposit = await listings.applied_deposit(session, deal)
+    deposit = max(0, deposit - await released_total(session, deal.id))
     forfeited = min(deposit, held)
     to_seller, to_exchange = (
         rules.forfeiture_split(forfeited, exchange_share_bp=market.forfeit_exchange_share_bp)
@@ -689,7 +693,7 @@ async def declare_default(
         else (0, 0)
     )
     refund = held - forfeited
-    escrow = escrow_account_id(deal.id, deal.currency)
+    escrow_id = escrow_account_id(deal.id, deal.currency)
     await _exchange_accounts(session, deal.currency, ctx.now)
     await open_accounts(session, deal.seller_party_id, deal.currency, ctx.now)
     moves = [
@@ -708,7 +712,7 @@ async def declare_default(
     specs = [
         ledger.TransferSpec(
             id=f"default.{transfer_key(deal.id)}.{code}",
-            debit_account_id=escrow,
+            debit_account_id=escrow_id,
             credit_account_id=account,
             amount=amount,
             currency=deal.currency,
