@@ -85,8 +85,13 @@ class Closing:
     scoring: bool = False
 
 
-def tiers_of(auction: Auction) -> tuple[rules.IncrementTier, ...]:
-    return tuple(rules.IncrementTier(f, i) for f, i in orjson.loads(auction.increments))
+def encode_tiers(tiers: Sequence[rules.IncrementTier]) -> str:
+    """Increment tiers as stored by listings and auctions: JSON [[from_price, increment]]."""
+    return orjson.dumps([[t.from_price, t.increment] for t in tiers]).decode()
+
+
+def decode_tiers(stored: str) -> tuple[rules.IncrementTier, ...]:
+    return tuple(rules.IncrementTier(f, i) for f, i in orjson.loads(stored))
 
 
 def criteria_of(auction: Auction) -> tuple[rules.Criterion, ...]:
@@ -122,7 +127,7 @@ async def open_auction(
         currency=spec.currency,
         start_price=spec.start_price,
         reserve_price=spec.reserve_price,
-        increments=orjson.dumps([[t.from_price, t.increment] for t in spec.tiers]).decode(),
+        increments=encode_tiers(spec.tiers),
         soft_close_s=spec.soft_close_s,
         dutch_step=spec.dutch_step,
         dutch_interval_s=spec.dutch_interval_s,
@@ -261,7 +266,7 @@ async def _english(
         max_amount=offer.max_amount,
         now=now,
         start_price=auction.start_price,
-        tiers=tiers_of(auction),
+        tiers=decode_tiers(auction.increments),
         soft_close_s=auction.soft_close_s,
     )
     if isinstance(outcome, rules.Refusal):

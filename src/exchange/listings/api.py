@@ -152,8 +152,11 @@ def _listing_view(
         "listing_price": Money.of(listing.listing_price, currency),
         "deposit": Money.of(listing.deposit, currency),
         "increments": [
-            IncrementTierOut(from_price=Money.of(f, currency), increment=Money.of(i, currency))
-            for f, i in orjson.loads(listing.increments)
+            IncrementTierOut(
+                from_price=Money.of(t.from_price, currency),
+                increment=Money.of(t.increment, currency),
+            )
+            for t in bidding.decode_tiers(listing.increments)
         ],
         "eligibility": EligibilityOut.model_validate(orjson.loads(listing.eligibility)),
         "notice_working_days": listing.notice_working_days,

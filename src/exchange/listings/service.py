@@ -196,9 +196,7 @@ def _term_columns(terms: ListingTerms) -> dict[str, Any]:
         "listing_price": terms.listing_price,
         "reserve_price": terms.reserve_price,
         "deposit": terms.deposit,
-        "increments": orjson.dumps(
-            [[t.from_price, t.increment] for t in terms.increments]
-        ).decode(),
+        "increments": bidding.encode_tiers(terms.increments),
         "eligibility": orjson.dumps(
             {
                 "party_kinds": terms.eligibility.party_kinds,
@@ -631,7 +629,7 @@ async def _open_bidding(
         currency=listing.currency,
         start_price=listing.listing_price,
         reserve_price=listing.reserve_price or listing.listing_price,
-        tiers=tiers_of(listing),
+        tiers=bidding.decode_tiers(listing.increments),
         soft_close_s=terms["soft_close_s"],
         duration_s=terms["duration_s"],
         hard_close_after_s=terms["hard_close_after_s"],
@@ -651,10 +649,6 @@ async def _open_bidding(
         {"listing_id": listing.id, "method": method.value, "bidders": len(qualified)},
     )
     await _emit(session, listing, "listing.bidding_opened", now)
-
-
-def tiers_of(listing: Listing) -> tuple[bidding_rules.IncrementTier, ...]:
-    return tuple(bidding_rules.IncrementTier(f, i) for f, i in orjson.loads(listing.increments))
 
 
 async def conclude_auction(
