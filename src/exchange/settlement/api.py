@@ -92,6 +92,15 @@ async def _deal_for(
     raise NotFound(f"no deal {deal_id}")
 
 
+def _in_deal_currency(deal: Deal, currency: str, field: str) -> None:
+    """Amounts sent for a deal are in the deal's currency (422 naming `field` otherwise)."""
+    if currency != deal.currency:
+        raise Unprocessable(
+            f"the deal is in {deal.currency}",
+            errors=[{"field": field, "code": "currency_mismatch"}],
+        )
+
+
 def _context(principal: Principal, actor: Actor, app: Services) -> deals.ActorContext:
     return deals.ActorContext(
         actor, principal.key_id, actor_of(principal).request_id, app.clock.now()
@@ -161,11 +170,7 @@ async def sign_contract(
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
         deal = await _deal_for(session, principal, deal_id, buyer=False, seller=True)
         actor = Actor.seller if principal.role is Role.member else Actor.operator
-        if deal.currency != body.schedule[0].amount.currency:
-            raise Unprocessable(
-                f"the deal is in {deal.currency}",
-                errors=[{"field": "schedule[0].amount.currency", "code": "currency_mismatch"}],
-            )
+        _in_deal_currency(deal, body.schedule[0].amount.currency, "schedule[0].amount.currency")
         contract = await settlement.sign_contract(
             session, deal_id, spec, market_of(app), _context(principal, actor, app)
         )
@@ -242,11 +247,7 @@ async def pay(
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
         deal = await _deal_for(session, principal, deal_id, buyer=True, seller=False)
-        if body.amount.currency != deal.currency:
-            raise Unprocessable(
-                f"the deal is in {deal.currency}",
-                errors=[{"field": "amount.currency", "code": "currency_mismatch"}],
-            )
+        _in_deal_currency(deal, body.amount.currency, "amount.currency")
         actor = Actor.operator if principal.role is not Role.member else Actor.seller
         payment = await settlement.pay(
             session, deal_id, body.amount.minor(), _context(principal, actor, app)
@@ -460,13 +461,9 @@ async def apply_for_enhancement(
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
         deal = await _deal_for(session, principal, deal_id, buyer=True, seller=False)
-        if body.amount.currency != deal.currency or (
-            body.premium is not None and body.premium.currency != deal.currency
-        ):
-            raise Unprocessable(
-                f"the deal is in {deal.currency}",
-                errors=[{"field": "amount.currency", "code": "currency_mismatch"}],
-            )
+        _in_deal_currency(deal, body.amount.currency, "amount.currency")
+        if body.premium is not None:
+            _in_deal_currency(deal, body.premium.currency, "premium.currency")
         enhancement = await credit.apply(session, deal_id, spec, app.clock.now())
         return 201, await enhancement_out(session, enhancement)
 
@@ -647,11 +644,7 @@ async def report_royalty(
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
         deal = await _deal_for(session, principal, deal_id, buyer=True, seller=False)
-        if body.revenue.currency != deal.currency:
-            raise Unprocessable(
-                f"the deal is in {deal.currency}",
-                errors=[{"field": "revenue.currency", "code": "currency_mismatch"}],
-            )
+        _in_deal_currency(deal, body.revenue.currency, "revenue.currency")
         actor = Actor.operator if principal.role is not Role.member else Actor.seller
         report = await settlement.report_royalty(
             session,
