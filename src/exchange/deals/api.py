@@ -4,6 +4,7 @@ valuations, certificate and history. A member sees only its own party's deals (o
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Annotated
 
 import orjson
@@ -131,12 +132,9 @@ async def _visible(session: AsyncSession, principal: Principal, deal_id: str) ->
     return deal
 
 
-def _context(
-    request: Request, principal: Principal, actor: Actor, app: ServicesDep
-) -> deals.ActorContext:
-    return deals.ActorContext(
-        actor, principal.key_id, actor_of(principal).request_id, app.clock.now()
-    )
+def deal_context(principal: Principal, actor: Actor, now: datetime) -> deals.ActorContext:
+    """Who acts on a deal, from which request, when (for every domain's routes that do)."""
+    return deals.ActorContext(actor, principal.key_id, actor_of(principal).request_id, now)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +185,7 @@ async def create_deal(
             if principal.party_id not in record.owners:
                 raise NotFound(f"no asset {body.asset_id}")
         deal = await deals.create_deal(
-            session, deal_id, spec, _context(request, principal, actor, app)
+            session, deal_id, spec, deal_context(principal, actor, app.clock.now())
         )
         return 201, deal_out(deal, frozenset({actor}))
 
@@ -241,7 +239,7 @@ async def _act(
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
         deal = await _visible(session, principal, deal_id)
         actor = _actor(principal, deal)
-        ctx = _context(request, principal, actor, app)
+        ctx = deal_context(principal, actor, app.clock.now())
         if action is DealAction.withdraw and DealState(deal.state) in deals.LISTING_STATES:
             # Deposits are held: the listing releases them as the deal is withdrawn.
             check_version(f"deal {deal_id}", deal.version, if_match)
@@ -440,7 +438,7 @@ async def record_check(
             result=body.result,
             evidence_hashes=body.evidence,
             note=body.note,
-            ctx=_context(request, principal, Actor.operator, app),
+            ctx=deal_context(principal, Actor.operator, app.clock.now()),
         )
         return 201, await _checklist(session, await deals.get_deal(session, deal_id), app)
 
@@ -464,7 +462,7 @@ async def record_consent(
             party_id=body.party_id,
             role=body.role,
             evidence_sha256=body.evidence_sha256,
-            ctx=_context(request, principal, Actor.operator, app),
+            ctx=deal_context(principal, Actor.operator, app.clock.now()),
         )
         return 201, ConsentOut(
             deal_id=deal_id,
@@ -546,7 +544,7 @@ async def record_valuation(
         else:
             valuation = pricing.value_by_market(body.inputs, deal.currency)
         row = await deals.record_valuation(
-            session, deal_id, valuation, _context(request, principal, actor, app)
+            session, deal_id, valuation, deal_context(principal, actor, app.clock.now())
         )
         return 201, valuation_out(row)
 

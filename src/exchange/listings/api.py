@@ -26,6 +26,7 @@ from exchange.clock import Clock
 from exchange.coalescer import Coalescer, Result, Submission
 from exchange.db import Database, judged_now
 from exchange.deals import service as deals
+from exchange.deals.api import deal_context
 from exchange.deals.machine import Actor
 from exchange.deals.models import Deal
 from exchange.errors import DomainError, NotFound
@@ -250,10 +251,6 @@ def _actor(principal: Principal, deal: Deal) -> Actor:
     raise NotFound(f"no deal {deal.id}")
 
 
-def _context(principal: Principal, actor: Actor, now: datetime) -> deals.ActorContext:
-    return deals.ActorContext(actor, principal.key_id, actor_of(principal).request_id, now)
-
-
 async def _settled(app: Services, listing_id: str) -> None:
     """Lazily do what is due on the listing (the notice's end, the auction's close) before a
     read, so a reader never sees a listing the worker has not reached yet as still open."""
@@ -294,7 +291,7 @@ async def publish(
             body.deal_id,
             _terms(body, deal.trade_method),
             market,
-            _context(principal, actor, now),
+            deal_context(principal, actor, now),
         )
         return 201, await _view(session, listing, principal, now)
 
@@ -372,7 +369,7 @@ async def amend(
             listing_id,
             _terms(body, deal.trade_method),
             market,
-            _context(principal, actor, now),
+            deal_context(principal, actor, now),
             if_match=if_match,
         )
         return 200, await _view(session, amended, principal, now)

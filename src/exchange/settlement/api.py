@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth.service import Principal, Role
 from exchange.deals import service as deals
-from exchange.deals.api import deal_out
+from exchange.deals.api import deal_context, deal_out
 from exchange.deals.machine import Actor
 from exchange.deals.models import Deal
 from exchange.errors import Conflict, NotFound, Unprocessable
@@ -56,7 +56,6 @@ from exchange.settlement.schemas import (
 from exchange.web import (
     Services,
     ServicesDep,
-    actor_of,
     execute,
     if_match_version,
     problems,
@@ -99,12 +98,6 @@ def _in_deal_currency(deal: Deal, currency: str, field: str) -> None:
             f"the deal is in {deal.currency}",
             errors=[{"field": field, "code": "currency_mismatch"}],
         )
-
-
-def _context(principal: Principal, actor: Actor, app: Services) -> deals.ActorContext:
-    return deals.ActorContext(
-        actor, principal.key_id, actor_of(principal).request_id, app.clock.now()
-    )
 
 
 async def contract_out(
@@ -172,7 +165,7 @@ async def sign_contract(
         actor = Actor.seller if principal.role is Role.member else Actor.operator
         _in_deal_currency(deal, body.schedule[0].amount.currency, "schedule[0].amount.currency")
         contract = await settlement.sign_contract(
-            session, deal_id, spec, market_of(app), _context(principal, actor, app)
+            session, deal_id, spec, market_of(app), deal_context(principal, actor, app.clock.now())
         )
         return 201, await contract_out(session, deal, contract, app)
 
@@ -216,7 +209,7 @@ async def confirm_bank_funds(
             bank_reference=body.bank_reference,
             amount=body.amount.minor(),
             currency=body.amount.currency,
-            ctx=_context(principal, Actor.operator, app),
+            ctx=deal_context(principal, Actor.operator, app.clock.now()),
         )
         return (201 if created else 200), BankConfirmationOut(
             bank_reference=confirmation.bank_reference,
@@ -250,7 +243,7 @@ async def pay(
         _in_deal_currency(deal, body.amount.currency, "amount.currency")
         actor = Actor.operator if principal.role is not Role.member else Actor.seller
         payment = await settlement.pay(
-            session, deal_id, body.amount.minor(), _context(principal, actor, app)
+            session, deal_id, body.amount.minor(), deal_context(principal, actor, app.clock.now())
         )
         contract = await escrow.get_contract(session, deal_id)
         held = await escrow.escrow_balance(session, deal)
@@ -338,7 +331,11 @@ async def declare_default(
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
         deal = await settlement.declare_default(
-            session, deal_id, market_of(app), _context(principal, Actor.operator, app), body.reason
+            session,
+            deal_id,
+            market_of(app),
+            deal_context(principal, Actor.operator, app.clock.now()),
+            body.reason,
         )
         return 200, deal_out(deal, frozenset({Actor.operator}))
 
@@ -364,7 +361,7 @@ async def record_transfer(
             registration_number=body.registration_number,
             registered_on=body.registered_on,
             evidence_sha256=body.evidence_sha256,
-            ctx=_context(principal, Actor.operator, app),
+            ctx=deal_context(principal, Actor.operator, app.clock.now()),
         )
         return 200, deal_out(deal, frozenset({Actor.operator}))
 
@@ -653,7 +650,7 @@ async def report_royalty(
             period_end=body.period_end,
             revenue=body.revenue.minor(),
             market=market_of(app),
-            ctx=_context(principal, actor, app),
+            ctx=deal_context(principal, actor, app.clock.now()),
         )
         return 201, royalty_out(report, deal.currency)
 
