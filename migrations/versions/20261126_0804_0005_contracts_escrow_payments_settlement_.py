@@ -20,7 +20,6 @@ depends_on: str | Sequence[str] | None = None
 # Records of money that moved and of what was agreed to be paid: written once.
 APPEND_ONLY_TABLES = (
     "bank_confirmation",
-    "settlement_payment",
     "settlement",
     "contract_instalment",
 )
@@ -137,24 +136,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("deal_id", "part", name=op.f("pk_settlement")),
     )
     op.create_table(
-        "settlement_payment",
-        sa.Column("transfer_id", sa.String(length=80), nullable=False),
-        sa.Column("deal_id", sa.String(length=80), nullable=False),
-        sa.Column("amount", sa.BigInteger(), nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("amount > 0", name=op.f("ck_settlement_payment_amount_positive")),
-        sa.ForeignKeyConstraint(
-            ["deal_id"], ["deal.id"], name=op.f("fk_settlement_payment_deal_id_deal")
-        ),
-        sa.PrimaryKeyConstraint("transfer_id", name=op.f("pk_settlement_payment")),
-    )
-    with op.batch_alter_table("settlement_payment", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_settlement_payment_deal_id"), ["deal_id"], unique=False
-        )
-
-    op.create_table(
         "contract_instalment",
         sa.Column(
             "id",
@@ -194,10 +175,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_contract_instalment_contract_id"))
 
     op.drop_table("contract_instalment")
-    with op.batch_alter_table("settlement_payment", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_settlement_payment_deal_id"))
-
-    op.drop_table("settlement_payment")
     op.drop_table("settlement")
     with op.batch_alter_table("credit_enhancement", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_credit_enhancement_deal_id"))

@@ -248,11 +248,11 @@ async def pay(
         contract = await escrow.get_contract(session, deal_id)
         held = await escrow.escrow_balance(session, deal)
         return 201, PaymentOut(
-            transfer_id=payment.transfer_id,
+            transfer_id=payment.id,
             deal_id=deal_id,
             amount=Money.of(payment.amount, deal.currency),
             outstanding=Money.of(contract.price - held, deal.currency),
-            at=payment.at,
+            at=payment.timestamp,
         )
 
     return await execute(request, app, principal, action="deal.pay", target=deal_id, work=work)

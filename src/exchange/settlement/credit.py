@@ -37,7 +37,6 @@ from exchange.settlement.models import (
     CreditEnhancement,
     EnhancementKind,
     EnhancementState,
-    Payment,
 )
 
 ATTACHABLE_STATES = frozenset(
@@ -266,15 +265,6 @@ async def _activate(
             deal.id,
             now,
         )
-        session.add(
-            Payment(
-                transfer_id=transfer_id,
-                deal_id=deal.id,
-                amount=enhancement.amount,
-                kind="loan",
-                at=now,
-            )
-        )
         enhancement.hold_transfer_id = pledge_registration_number  # the pledge it registered
         await assets.set_pledge(
             session,
@@ -320,15 +310,6 @@ async def _claim(
             [ledger.ResolveSpec(enhancement.hold_transfer_id, post=True, amount=payout)],
             now,
         )
-        session.add(
-            Payment(
-                transfer_id=f"{enhancement.hold_transfer_id}.post",
-                deal_id=deal.id,
-                amount=payout,
-                kind="guarantee",
-                at=now,
-            )
-        )
     elif kind is EnhancementKind.insurance:
         payout = min(enhancement.amount, lacking)
         transfer_id = f"{enhancement.id}.claim"
@@ -342,9 +323,6 @@ async def _claim(
             "insurance_claim",
             deal.id,
             now,
-        )
-        session.add(
-            Payment(transfer_id=transfer_id, deal_id=deal.id, amount=payout, kind="claim", at=now)
         )
     else:
         raise Conflict("a pledge loan is not claimed through the exchange; it is repaid")

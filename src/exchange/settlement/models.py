@@ -1,6 +1,7 @@
 """Settlement tables: the technology contract and its payment schedule, the records of bank
-confirmations, payments and the settlement itself (each names its ledger transfer; no balance
-is kept here), institutions' reward policies, and credit enhancements."""
+confirmations and of the settlement itself (each names its ledger transfers; no balance is kept
+here: payments into escrow are ledger transfers only), institutions' reward policies, and credit
+enhancements."""
 
 from __future__ import annotations
 
@@ -95,19 +96,6 @@ class BankConfirmation(Base):
     currency: Mapped[str] = mapped_column(String(3))
     transfer_id: Mapped[str] = mapped_column(String(80))
     confirmed_by_key_id: Mapped[str | None] = mapped_column(String(40))
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class Payment(Base):
-    """A payment buyer → escrow (the ledger transfer `transfer_id` moved it)."""
-
-    __tablename__ = "settlement_payment"
-    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
-
-    transfer_id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    deal_id: Mapped[str] = mapped_column(ForeignKey("deal.id"), index=True)
-    amount: Mapped[int] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String(16))  # deposit | payment | guarantee | loan | claim
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

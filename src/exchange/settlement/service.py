@@ -37,7 +37,6 @@ from exchange.settlement.models import (
     BankConfirmation,
     Contract,
     Instalment,
-    Payment,
     PaymentShape,
     RewardPolicy,
     RoyaltyReport,
@@ -361,7 +360,9 @@ async def dues(session: AsyncSession, deal: Deal, contract: Contract, today: dat
     )
 
 
-async def pay(session: AsyncSession, deal_id: str, amount: int, ctx: deals.ActorContext) -> Payment:
+async def pay(
+    session: AsyncSession, deal_id: str, amount: int, ctx: deals.ActorContext
+) -> ledger.TransferView:
     """The buyer pays `amount` from its available account into the deal's escrow (any part of
     what is outstanding, early or on time); more than is outstanding is refused, and so is a
     payment on a deal with nothing outstanding."""
@@ -378,17 +379,10 @@ async def pay(session: AsyncSession, deal_id: str, amount: int, ctx: deals.Actor
             outstanding=owed.outstanding,
         )
     assert deal.buyer_party_id is not None
-    payment = Payment(
-        transfer_id=f"pay.{transfer_key(deal.id)}.{secrets.token_hex(6)}",
-        deal_id=deal.id,
-        amount=amount,
-        kind="payment",
-        at=ctx.now,
-    )
-    await ledger.create_transfer(
+    paid = await ledger.create_transfer(
         session,
         ledger.TransferSpec(
-            id=payment.transfer_id,
+            id=f"pay.{transfer_key(deal.id)}.{secrets.token_hex(6)}",
             debit_account_id=party_account_id(
                 deal.buyer_party_id, AccountCode.available, deal.currency
             ),
@@ -400,13 +394,8 @@ async def pay(session: AsyncSession, deal_id: str, amount: int, ctx: deals.Actor
         ),
         ctx.now,
     )
-    session.add(payment)
-    await session.flush()
-    detail = {
-        "payment": payment.transfer_id,
-        "amount": amount,
-        "outstanding": owed.outstanding - amount,
-    }
+    payment = paid.transfers[0]
+    detail = {"payment": payment.id, "amount": amount, "outstanding": owed.outstanding - amount}
     await deals.perform_delegated(session, deal, DealAction.pay, system, detail)
     return payment
 
