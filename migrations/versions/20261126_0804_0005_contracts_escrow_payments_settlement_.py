@@ -99,7 +99,7 @@ def upgrade() -> None:
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("premium", sa.BigInteger(), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("hold_transfer_id", sa.String(length=80), nullable=True),
+        sa.Column("pledge_registration_number", sa.String(length=64), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

@@ -106,7 +106,7 @@ async def apply(
         amount=spec.amount,
         premium=spec.premium,
         currency=deal.currency,
-        hold_transfer_id=None,
+        pledge_registration_number=None,
         version=1,
         created_at=now,
         updated_at=now,
@@ -209,6 +209,11 @@ async def _move(
     )
 
 
+def hold_id(enhancement: CreditEnhancement) -> str:
+    """A guarantee's hold on the guarantor's funds (its ledger transfer id)."""
+    return f"{enhancement.id}.hold"
+
+
 def _available(party_id: str, currency: str) -> str:
     return party_account_id(party_id, AccountCode.available, currency)
 
@@ -227,10 +232,9 @@ async def _activate(
     assert deal.buyer_party_id is not None
     await open_accounts(session, provider, currency, now)
     if kind is EnhancementKind.guarantee:
-        enhancement.hold_transfer_id = f"{enhancement.id}.hold"
         await _move(
             session,
-            enhancement.hold_transfer_id,
+            hold_id(enhancement),
             _available(provider, currency),
             escrow,
             enhancement.amount,
@@ -265,7 +269,7 @@ async def _activate(
             deal.id,
             now,
         )
-        enhancement.hold_transfer_id = pledge_registration_number  # the pledge it registered
+        enhancement.pledge_registration_number = pledge_registration_number
         await assets.set_pledge(
             session,
             deal.asset_id,
@@ -303,11 +307,10 @@ async def _claim(
         raise Conflict(f"deal {deal.id} has nothing outstanding: the claim pays nothing")
     if kind is EnhancementKind.guarantee:
         # The hold is posted up to what escrow lacks; the rest of it goes back to the guarantor.
-        assert enhancement.hold_transfer_id is not None
         payout = min(enhancement.amount, lacking)
         await ledger.create_transfers(
             session,
-            [ledger.ResolveSpec(enhancement.hold_transfer_id, post=True, amount=payout)],
+            [ledger.ResolveSpec(hold_id(enhancement), post=True, amount=payout)],
             now,
         )
     elif kind is EnhancementKind.insurance:
@@ -336,9 +339,8 @@ async def _release(
     now: datetime,
 ) -> None:
     if kind is EnhancementKind.guarantee:
-        assert enhancement.hold_transfer_id is not None
         await ledger.create_transfers(
-            session, [ledger.ResolveSpec(enhancement.hold_transfer_id, post=False)], now
+            session, [ledger.ResolveSpec(hold_id(enhancement), post=False)], now
         )
     elif kind is EnhancementKind.pledge_loan:
         outstanding = enhancement.amount - await repaid(session, enhancement)
@@ -347,12 +349,12 @@ async def _release(
                 f"the loan has {outstanding} outstanding: it is released once repaid",
                 outstanding=outstanding,
             )
-        assert enhancement.hold_transfer_id is not None
+        assert enhancement.pledge_registration_number is not None
         await assets.set_pledge(
             session,
             deal.asset_id,
             pledgee_party_id=enhancement.provider_party_id,
-            registration_number=enhancement.hold_transfer_id,
+            registration_number=enhancement.pledge_registration_number,
             present=False,
             now=now,
         )

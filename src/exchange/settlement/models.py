@@ -159,7 +159,7 @@ class CreditEnhancement(Base):
     amount: Mapped[int] = mapped_column(BigInteger)  # guaranteed / lent / insured
     premium: Mapped[int | None] = mapped_column(BigInteger)  # insurance
     currency: Mapped[str] = mapped_column(String(3))
-    hold_transfer_id: Mapped[str | None] = mapped_column(String(80))  # a guarantee's hold
+    pledge_registration_number: Mapped[str | None] = mapped_column(String(64))  # a loan's
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
