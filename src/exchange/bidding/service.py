@@ -548,6 +548,44 @@ async def record_scores(
     return await _close_tender_if_scored(session, auction, members, list(counting.values()), now)
 
 
+@dataclass(frozen=True, slots=True)
+class Scoring:
+    """A tender's scoring as the rules take it: counting bids, criteria, panel, scores."""
+
+    bids: list[rules.TenderBid]
+    criteria: tuple[rules.Criterion, ...]
+    panel: set[str]
+    scores: list[rules.Score]
+
+    def missing(self) -> list[tuple[str, str, str]]:
+        return rules.missing_scores(self.bids, self.criteria, self.panel, self.scores)
+
+    def ranking(self) -> list[rules.Ranked]:
+        return rules.tender_ranking(self.bids, self.criteria, self.panel, self.scores)
+
+
+async def scoring(
+    session: AsyncSession,
+    auction: Auction,
+    members: set[str] | None = None,
+    counting: list[Bid] | None = None,
+) -> Scoring:
+    """The tender's scoring (its panel and counting bids, when the caller has loaded them)."""
+    if members is None:
+        members = {p.key_id for p in await panel(session, auction.listing_id)}
+    if counting is None:
+        counting = await effective_bids(session, auction.listing_id)
+    return Scoring(
+        bids=[rules.TenderBid(b.id, b.party_id, b.amount, b.seq) for b in counting],
+        criteria=criteria_of(auction),
+        panel=members,
+        scores=[
+            rules.Score(s.key_id, s.bid_id, s.criterion, s.points)
+            for s in await scores(session, auction.listing_id)
+        ],
+    )
+
+
 async def _close_tender_if_scored(
     session: AsyncSession,
     auction: Auction,
@@ -555,27 +593,12 @@ async def _close_tender_if_scored(
     counting: list[Bid],
     now: datetime,
 ) -> Closing | None:
-    bids = [rules.TenderBid(b.id, b.party_id, b.amount, b.seq) for b in counting]
-    given = [
-        rules.Score(s.key_id, s.bid_id, s.criterion, s.points)
-        for s in await scores(session, auction.listing_id)
-    ]
-    criteria = criteria_of(auction)
-    if rules.missing_scores(bids, criteria, members, given):
+    state = await scoring(session, auction, members, counting)
+    if state.missing():
         return None
     # Every bid is scored; the best-scored bid that meets the (hidden) reserve wins.
-    meeting = [b for b in bids if b.amount >= auction.reserve_price]
-    award = rules.tender_result(meeting, criteria, members, given) if meeting else None
-    return await _finish(session, auction, now, award)
-
-
-def ranking(
-    auction: Auction, counting: list[Bid], members: set[str], given: list[Score]
-) -> list[rules.Ranked]:
-    bids = [rules.TenderBid(b.id, b.party_id, b.amount, b.seq) for b in counting]
-    return rules.tender_ranking(
-        bids,
-        criteria_of(auction),
-        members,
-        [rules.Score(s.key_id, s.bid_id, s.criterion, s.points) for s in given],
+    meeting = [b for b in state.bids if b.amount >= auction.reserve_price]
+    award = (
+        rules.tender_result(meeting, state.criteria, state.panel, state.scores) if meeting else None
     )
+    return await _finish(session, auction, now, award)

@@ -715,18 +715,10 @@ def _four_places(value: Fraction) -> str:
 
 
 async def _scores(session: AsyncSession, auction: Auction) -> ScoresOut:
-    members = {p.key_id for p in await bidding.panel(session, auction.listing_id)}
-    counting = await bidding.effective_bids(session, auction.listing_id)
-    given = await bidding.scores(session, auction.listing_id)
-    bids = [bidding_rules.TenderBid(b.id, b.party_id, b.amount, b.seq) for b in counting]
-    missing = bidding_rules.missing_scores(
-        bids,
-        bidding.criteria_of(auction),
-        members,
-        [bidding_rules.Score(s.key_id, s.bid_id, s.criterion, s.points) for s in given],
-    )
+    state = await bidding.scoring(session, auction)
+    missing = state.missing()
     ranking = None
-    if members and not missing:
+    if state.panel and not missing:
         numbers = await bidding.bidder_numbers(session, auction.listing_id)
         ranking = [
             RankedOut(
@@ -735,7 +727,7 @@ async def _scores(session: AsyncSession, auction: Auction) -> ScoresOut:
                 amount=Money.of(r.bid.amount, auction.currency),
                 weighted_score=_four_places(r.weighted),
             )
-            for r in bidding.ranking(auction, counting, members, given)
+            for r in state.ranking()
         ]
     return ScoresOut(
         listing_id=auction.listing_id, status=auction.status, missing=len(missing), ranking=ranking
