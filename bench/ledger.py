@@ -450,23 +450,29 @@ async def run_raw(
 # (b) and (c): the service layer
 
 
+PAIR_POOL = 20_000  # (b), (c): random pairs and amounts drawn before the clock starts
+
+
+def pair_pool(rng: random.Random, accounts: range, size: int) -> list[tuple[str, str, int]]:
+    """Random (debit, credit, amount) triples, drawn once per task before the measured window:
+    the load generator shares the process, and the CPU, with the service in (b) and (c)."""
+    return [(*random_pair(rng, accounts), rng.randint(1, AMOUNT_MINOR_MAX)) for _ in range(size)]
+
+
 def specs(
-    rng: random.Random, prefix: str, count: int, accounts: range
+    rng: random.Random, prefix: str, count: int, pool: list[tuple[str, str, int]]
 ) -> list[ledger.TransferSpec]:
-    out = []
-    for k in range(count):
-        debit, credit = random_pair(rng, accounts)
-        out.append(
-            ledger.TransferSpec(
-                id=f"{prefix}-{k}" if count > 1 else prefix,
-                debit_account_id=debit,
-                credit_account_id=credit,
-                amount=rng.randint(1, AMOUNT_MINOR_MAX),
-                currency=CURRENCY,
-                code=CODE,
-            )
+    """`count` transfers with ids under `prefix`, from a random window of the pool (cycling)."""
+    start = rng.randrange(len(pool))
+    return [
+        ledger.TransferSpec(
+            f"{prefix}-{k}" if count > 1 else prefix,
+            *pool[(start + k) % len(pool)],
+            CURRENCY,
+            CODE,
         )
-    return out
+        for k in range(count)
+    ]
 
 
 async def run_service(
@@ -485,10 +491,11 @@ async def run_service(
     def make_op(index: int) -> Callable[[], Awaitable[int]]:
         rng = random.Random(f"{result.key}-{index}")
         counter = iter(range(OPS_MAX + 1))
-        pool = range(accounts)
+        drawn_from = range(accounts)
         if partitioned:
             size = accounts // concurrency
-            pool = range(index * size, (index + 1) * size)
+            drawn_from = range(index * size, (index + 1) * size)
+        pool = pair_pool(rng, drawn_from, PAIR_POOL)
 
         async def op() -> int:
             batch_specs = specs(rng, f"{result.key}-{index}-{next(counter)}", batch, pool)

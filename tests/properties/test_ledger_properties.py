@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import hypothesis
@@ -37,8 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.config import Settings
 from exchange.db import Database
+from exchange.ledger import repository
 from exchange.ledger import service as ledger
 from exchange.ledger.models import Account, Hold, Transfer, TransferKind
+from exchange.ledger.repository import TransferRow
 from exchange.ledger.rules import Limits, Totals, apply, chain_hash, limit_breach
 from exchange.ledger.service import (
     AccountExists,
@@ -1043,6 +1046,63 @@ async def test_the_database_refuses_to_truncate_the_journal(
     async with rolled_back(database) as session:
         with pytest.raises(DBAPIError, match="append-only"):
             await session.execute(text("TRUNCATE ledger_transfer CASCADE"))
+    await assert_journal_intact(database)
+
+
+@pytest.mark.parametrize("rows", [1, 20], ids=["insert", "bulk"])
+@pytest.mark.parametrize("missing", ["debit_account_id", "credit_account_id", "fx_rate_id"])
+async def test_the_database_refuses_a_journal_entry_naming_what_does_not_exist(
+    database: Database, clock: TestClock, rows: int, missing: str
+) -> None:
+    """The journal's references hold whatever the application does: a row-by-row foreign key on
+    SQLite, one check per INSERT or COPY statement on PostgreSQL (revision 0007)."""
+    views = await write_transfers(database, clock, 1)
+    async with rolled_back(database) as session:
+        row = (
+            await session.execute(select(Transfer.__table__).where(Transfer.seq == views[0].seq))
+        ).one()
+        template = TransferRow(*row)
+        forged = [
+            template._replace(seq=template.seq + 1 + n, id=f"forged-{n}") for n in range(rows)
+        ]
+        forged[-1] = forged[-1]._replace(**{missing: "no-such-thing"})
+        journal = await repository.journal(session)
+        refused = r"or FX rate does not exist|FOREIGN KEY constraint failed"
+        with pytest.raises(DBAPIError, match=refused):
+            await journal.append(forged)
+    await assert_journal_intact(database)
+
+
+async def test_the_database_keeps_the_accounts_and_rates_the_journal_names(
+    database: Database, clock: TestClock
+) -> None:
+    views = await write_transfers(database, clock, 1)
+    account = views[0].debit_account_id
+    async with database.sessions() as session, session.begin():
+        await ledger.record_fx_rate(
+            session,
+            rate_id=f"rate-{secrets.token_hex(4)}",
+            base_currency="USD",
+            quote_currency="CNY",
+            rate=Decimal("7.1"),
+            recorded_by=None,
+            now=clock.now(),
+        )
+    refused = [
+        ("DELETE FROM ledger_account WHERE id = :id", {"id": account}),
+        ("UPDATE ledger_account SET id = 'renamed' WHERE id = :id", {"id": account}),
+        ("UPDATE ledger_fx_rate SET rate = '9.9'", {}),
+        ("DELETE FROM ledger_fx_rate", {}),
+    ]
+    if database.dialect == "postgresql":
+        refused.append(("TRUNCATE ledger_account CASCADE", {}))
+    for statement, parameters in refused:
+        async with rolled_back(database) as session:
+            guard = r"never removed|append-only|FOREIGN KEY constraint failed"
+            with pytest.raises(DBAPIError, match=guard):
+                await session.execute(text(statement), parameters)
+    async with rolled_back(database) as session:
+        assert await session.scalar(select(func.count()).where(Account.id == account)) == 1
     await assert_journal_intact(database)
 
 

@@ -51,6 +51,9 @@ class TransferKind(StrEnum):
 
 
 class Account(Base):
+    """An account and its four totals. Never deleted, truncated or renamed (a trigger refuses
+    it on PostgreSQL; a foreign key from the journal on SQLite): journal entries name it."""
+
     __tablename__ = "ledger_account"
     __table_args__ = (
         CheckConstraint(
@@ -91,7 +94,8 @@ class Account(Base):
 
 
 class FxRate(Base):
-    """A rate an operator recorded: 1 `base_currency` = `rate` units of `quote_currency`."""
+    """A rate an operator recorded: 1 `base_currency` = `rate` units of `quote_currency`.
+    Append-only: the transfers that used it name it."""
 
     __tablename__ = "ledger_fx_rate"
     __table_args__ = (
@@ -128,15 +132,18 @@ class Transfer(Base):
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     id: Mapped[str] = mapped_column(String(ID_LENGTH_MAX), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
-    debit_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_account.id"))
-    credit_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_account.id"))
+    # The accounts and the FX rate are references without a foreign key on PostgreSQL: one
+    # trigger per INSERT statement checks them all (revision 0007), and accounts and rates are
+    # never removed. Row-by-row foreign keys cost 40% of a batch's COPY, under the head lock.
+    debit_account_id: Mapped[str] = mapped_column(String(ID_LENGTH_MAX))
+    credit_account_id: Mapped[str] = mapped_column(String(ID_LENGTH_MAX))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     code: Mapped[str] = mapped_column(String(32))
     reference: Mapped[str | None] = mapped_column(String(128))
     pending_id: Mapped[str | None] = mapped_column(String(ID_LENGTH_MAX))
     timeout_s: Mapped[int | None] = mapped_column(Integer)
-    fx_rate_id: Mapped[str | None] = mapped_column(ForeignKey("ledger_fx_rate.id"))
+    fx_rate_id: Mapped[str | None] = mapped_column(String(ID_LENGTH_MAX))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     dr_debits_pending: Mapped[int] = mapped_column(BigInteger)
     dr_debits_posted: Mapped[int] = mapped_column(BigInteger)
