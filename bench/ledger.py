@@ -17,6 +17,9 @@ Phases (each: a short warm-up, then a fixed measured window):
        its pairs from its own slice of the accounts (as settlement batches of different deals
        would): with 1,000 accounts a batch touches ~86% of them, so shared batches serialise on
        the account locks (--batch-accounts shared shows that).
+       In (b) and (c) each task draws 20,000 random pairs and amounts before the clock starts
+       and builds its transfers from a random window of them: the load generator shares the
+       process, and the CPU, with the service.
   (d)  HTTP: POST /v1/ledger/transfers against `python -m exchange serve` (wrk when installed,
        else a keep-alive asyncio client), with 1 and 2 uvicorn workers; the one that meets the
        target (rate and p99) is reported, else the faster; both are printed.

@@ -30,6 +30,7 @@ def is_currency(code: str) -> bool:
     return code in _currencies()
 
 
+@lru_cache(maxsize=512)
 def exponent(currency: str) -> int:
     assert is_currency(currency), currency
     return int(get_currency_precision(currency))
@@ -86,7 +87,9 @@ class Money(BaseModel):
 
     @classmethod
     def of(cls, minor: int, currency: str) -> Money:
-        return cls(amount=to_decimal_string(minor, currency), currency=currency)
+        """`minor` units of `currency`, formatted with its decimals (valid by construction: not
+        parsed back, as a client's amount is; every amount the API answers is one of these)."""
+        return cls.model_construct(amount=to_decimal_string(minor, currency), currency=currency)
 
     def minor(self) -> int:
         return to_minor(self.amount, self.currency)

@@ -14,10 +14,13 @@ from typing import Annotated, Any
 
 import orjson
 from asgi_correlation_id import correlation_id
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette._utils import get_route_path
+from starlette.routing import Match
+from starlette.types import Scope
 
 from exchange import idempotency as idempotency_store
 from exchange.audit import service as audit_service
@@ -33,6 +36,19 @@ from exchange.listings.service import BidSubmission
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 AUTH_CACHE_ENTRIES_MAX = 10_000
+
+
+class PrefixedRouter(APIRouter):
+    """A domain's router, all of whose paths start with its prefix: a request for another path
+    is answered "no match" at once. FastAPI matches a request against every route of every
+    included router before it, in order (each a regular expression): a bid went through all
+    the ledger's routes first."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = get_route_path(scope)
+        if self.prefix and not (path == self.prefix or path.startswith(self.prefix + "/")):
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 @dataclass
@@ -79,7 +95,11 @@ async def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
-async def current_principal(request: Request, app: ServicesDep) -> Principal:
+async def current_principal(request: Request) -> Principal:
+    """The caller, authenticated by its API key (401 without a valid one). A dependency of its
+    own, reading the services off the app: each nested dependency costs FastAPI a resolution
+    on every request."""
+    app = services_of(request)
     header = request.headers.get("authorization")
     if header is None:
         raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
@@ -97,20 +117,19 @@ async def current_principal(request: Request, app: ServicesDep) -> Principal:
     return principal
 
 
-async def optional_principal(request: Request, app: ServicesDep) -> Principal | None:
+async def optional_principal(request: Request) -> Principal | None:
     """The caller on a public route: None without an Authorization header; a bad key is still
     a 401 (it is a mistake worth saying)."""
     if request.headers.get("authorization") is None:
         return None
-    return await current_principal(request, app)
+    return await current_principal(request)
 
 
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates and admits only `roles` (403 otherwise)."""
 
-    async def dependency(
-        principal: Annotated[Principal, Depends(current_principal)],
-    ) -> Principal:
+    async def dependency(request: Request) -> Principal:
+        principal = await current_principal(request)
         if principal.role not in roles:
             raise Forbidden(f"the {principal.role} role may not do this")
         return principal

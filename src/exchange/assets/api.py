@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,7 @@ from exchange.deals.machine import Actor
 from exchange.errors import Forbidden, NotFound
 from exchange.schemas import REFERENCE_ID_PATTERN
 from exchange.web import (
+    PrefixedRouter,
     ServicesDep,
     actor_of,
     decode_cursor,
@@ -37,7 +38,7 @@ from exchange.web import (
     require,
 )
 
-router = APIRouter(prefix="/v1/assets", tags=["assets"])
+router = PrefixedRouter(prefix="/v1/assets", tags=["assets"])
 
 Writer = Annotated[Principal, Depends(require(Role.operator, Role.admin, Role.member))]
 Reader = Annotated[

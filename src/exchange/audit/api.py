@@ -5,14 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 
 from exchange.audit.service import list_records
 from exchange.auth.service import Principal, Role
-from exchange.web import ServicesDep, decode_cursor, encode_cursor, problems, require
+from exchange.web import (
+    PrefixedRouter,
+    ServicesDep,
+    decode_cursor,
+    encode_cursor,
+    problems,
+    require,
+)
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = PrefixedRouter(prefix="/v1/audit", tags=["audit"])
 
 
 class AuditRecordOut(BaseModel):

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,6 +47,7 @@ from exchange.money import Money
 from exchange.pricing import rules as pricing
 from exchange.schemas import REFERENCE_ID_PATTERN
 from exchange.web import (
+    PrefixedRouter,
     ServicesDep,
     acting_party,
     actor_of,
@@ -59,7 +60,7 @@ from exchange.web import (
     require,
 )
 
-router = APIRouter(prefix="/v1/deals", tags=["deals"])
+router = PrefixedRouter(prefix="/v1/deals", tags=["deals"])
 
 Actingparty = Annotated[Principal, Depends(require(Role.operator, Role.admin, Role.member))]
 Operator = Annotated[Principal, Depends(require(Role.operator, Role.admin))]

@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from exchange.auth.service import Principal, Role
 from exchange.errors import NotFound, Unprocessable
 from exchange.evidence import service as evidence
-from exchange.web import ServicesDep, execute, problems, require
+from exchange.web import PrefixedRouter, ServicesDep, execute, problems, require
 
-router = APIRouter(prefix="/v1/evidence", tags=["evidence"])
+router = PrefixedRouter(prefix="/v1/evidence", tags=["evidence"])
 UPLOAD_MEDIA_TYPES = (
     "application/pdf",
     "application/octet-stream",

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +42,7 @@ from exchange.parties.service import get_party
 from exchange.schemas import REFERENCE_ID_PATTERN
 from exchange.web import (
     PROBLEM_MEDIA_TYPE,
+    PrefixedRouter,
     ServicesDep,
     actor_of,
     decode_cursor,
@@ -53,7 +54,7 @@ from exchange.web import (
     require,
 )
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+router = PrefixedRouter(prefix="/v1/ledger", tags=["ledger"])
 
 Writer = Annotated[Principal, Depends(require(Role.operator, Role.admin, Role.member))]
 Operator = Annotated[Principal, Depends(require(Role.operator, Role.admin))]

@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,6 +59,7 @@ from exchange.money import Money
 from exchange.schemas import REFERENCE_ID_PATTERN
 from exchange.web import (
     PROBLEM_MEDIA_TYPE,
+    PrefixedRouter,
     Services,
     ServicesDep,
     acting_party,
@@ -75,7 +76,7 @@ from exchange.web import (
     require,
 )
 
-router = APIRouter(prefix="/v1/listings", tags=["listings"])
+router = PrefixedRouter(prefix="/v1/listings", tags=["listings"])
 
 Actingparty = Annotated[Principal, Depends(require(Role.operator, Role.admin, Role.member))]
 Operator = Annotated[Principal, Depends(require(Role.operator, Role.admin))]

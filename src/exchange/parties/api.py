@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,9 +23,17 @@ from exchange.parties.schemas import (
     PartyPage,
 )
 from exchange.schemas import REFERENCE_ID_PATTERN
-from exchange.web import ServicesDep, decode_cursor, encode_cursor, execute, problems, require
+from exchange.web import (
+    PrefixedRouter,
+    ServicesDep,
+    decode_cursor,
+    encode_cursor,
+    execute,
+    problems,
+    require,
+)
 
-router = APIRouter(prefix="/v1/parties", tags=["parties"])
+router = PrefixedRouter(prefix="/v1/parties", tags=["parties"])
 
 Registrar = Annotated[Principal, Depends(require(Role.operator, Role.admin))]
 Reader = Annotated[
