@@ -624,3 +624,31 @@ async def test_a_proxy_maximum_below_the_bid_and_a_zero_weight_criterion_are_422
         headers=market.chain.operator.headers,
     )
     assert zero.status_code == 422 and zero.json()["errors"][0]["code"] == "criteria_invalid"
+
+
+async def test_the_public_page_shows_each_listing_as_its_own_view_does(market: Market, client):
+    """The page loads its listings' deals, auctions and bidders together: what it shows of each
+    is what the listing's own public view shows, in notice and in bidding with a leader."""
+    deal, in_bidding = await market.listed("english")
+    a, b = await market.bidder(), await market.bidder()
+    for key in (a, b):
+        await market.register(in_bidding["id"], key)
+    await market.end_notice(in_bidding)
+    await market.bid(in_bidding["id"], a, deal["appraised"])
+    await market.bid(in_bidding["id"], b, str(Decimal(deal["appraised"]) + 1000))
+    _, in_notice = await market.listed("english")  # published after the clock moved on
+
+    shown = {}
+    for status in ("notice", "bidding"):
+        cursor = None
+        while True:  # the page holds every published listing of the run: walk it all
+            params = {"status": status, "limit": 200} | ({"cursor": cursor} if cursor else {})
+            page = (await client.get("/v1/listings", params=params)).json()
+            shown |= {item["id"]: item for item in page["items"]}
+            if (cursor := page["next_cursor"]) is None:
+                break
+    for listing in (in_notice, in_bidding):
+        alone = (await client.get(f"/v1/listings/{listing['id']}")).json()
+        assert shown[listing["id"]] == alone
+    assert shown[in_bidding["id"]]["auction"]["leading_bidder"] == 2
+    assert shown[in_notice["id"]]["auction"] is None

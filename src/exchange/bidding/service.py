@@ -172,6 +172,28 @@ async def get_auction(
     return (await session.scalars(query)).first()
 
 
+async def auctions_of(session: AsyncSession, listing_ids: Sequence[str]) -> dict[str, Auction]:
+    """The auctions of these listings (those that have one), by listing id: a page's in one
+    query."""
+    query = select(Auction).where(Auction.listing_id.in_(listing_ids))
+    return {auction.listing_id: auction for auction in await session.scalars(query)}
+
+
+async def bidder_numbers_of(
+    session: AsyncSession, listing_ids: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """`bidder_numbers` of each of these listings, in one query."""
+    rows = await session.execute(
+        select(AuctionBidder.listing_id, AuctionBidder.party_id, AuctionBidder.number).where(
+            AuctionBidder.listing_id.in_(listing_ids)
+        )
+    )
+    numbers: dict[str, dict[str, int]] = {listing_id: {} for listing_id in listing_ids}
+    for listing_id, party, number in rows:
+        numbers[listing_id][party] = number
+    return numbers
+
+
 async def bidder_numbers(session: AsyncSession, listing_id: str) -> dict[str, int]:
     rows = await session.execute(
         select(AuctionBidder.party_id, AuctionBidder.number).where(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -139,6 +140,12 @@ async def create_deal(
     await session.flush()
     await _record_transition(session, deal, "create", None, ctx, None)
     return deal
+
+
+async def deals_by_id(session: AsyncSession, deal_ids: Iterable[str]) -> dict[str, Deal]:
+    """These deals (those that exist), by id, in one query."""
+    query = select(Deal).where(Deal.id.in_(set(deal_ids)))
+    return {deal.id: deal for deal in await session.scalars(query)}
 
 
 async def get_deal(session: AsyncSession, deal_id: str, *, lock: bool = False) -> Deal:
