@@ -72,21 +72,13 @@ class Outcome:
     bid_id: str
 
 
-class LastingChain(Chain):
-    """The API factories, with assets whose right outlives the years the session's clock moves
-    (each example here moves it a month), so their deals still pass the term check."""
-
-    async def asset(self, shares: dict[str, str], **changes: Any) -> dict[str, Any]:
-        return await super().asset(shares, **{"expiry_date": "2099-12-31", **changes})
-
-
 class Floor:
     """One priced deal, listed, with funded and registered bidders, over the API."""
 
     def __init__(self, client: httpx.AsyncClient, operator: Key, db: Any, clock: TestClock):
         self.client = client
         self.operator = operator
-        self.chain = LastingChain(client, operator)
+        self.chain = Chain(client, operator)
         self.db = db
         self.clock = clock
 
