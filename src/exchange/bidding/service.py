@@ -195,12 +195,7 @@ async def bidder_numbers_of(
 
 
 async def bidder_numbers(session: AsyncSession, listing_id: str) -> dict[str, int]:
-    rows = await session.execute(
-        select(AuctionBidder.party_id, AuctionBidder.number).where(
-            AuctionBidder.listing_id == listing_id
-        )
-    )
-    return {party: number for party, number in rows}
+    return (await bidder_numbers_of(session, [listing_id]))[listing_id]
 
 
 async def bids_of(

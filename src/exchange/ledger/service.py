@@ -112,7 +112,7 @@ AnySpec = TransferSpec | ResolveSpec
 
 class TransferView(NamedTuple):
     """A transfer as read back. (A named tuple: a batch returns one per transfer, and one is
-    six times faster to build than a frozen dataclass.)"""
+    about five times faster to build than a frozen dataclass.)"""
 
     id: str
     seq: int
