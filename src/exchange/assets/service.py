@@ -187,21 +187,10 @@ async def update_asset(
     session.add_all(
         AssetOwner(asset_id=asset_id, party_id=party, share_bp=bp) for party, bp in owners.items()
     )
-    asset.version += 1
-    asset.updated_at = now
-    await session.flush()
     updated = AssetRecord(asset, owners)
     after = _rights_snapshot(updated)
     changed = [field for field in RIGHTS_FIELDS if before[field] != after[field]]
-    await emit(
-        session,
-        type="asset.updated",
-        aggregate_type="asset",
-        aggregate_id=asset_id,
-        version=asset.version,
-        payload={"id": asset_id, "rights_changed": changed},
-        now=now,
-    )
+    await _new_version(session, asset, changed, now)
     return updated, bool(changed)
 
 
@@ -223,6 +212,15 @@ async def set_pledge(
     if present:
         pledges.append(pledge)
     asset.pledges = orjson.dumps(pledges).decode()
+    await _new_version(session, asset, ["pledges"], now)
+    return record
+
+
+async def _new_version(
+    session: AsyncSession, asset: Asset, rights_changed: list[str], now: datetime
+) -> None:
+    """The changed asset's next version, written, and its `asset.updated` event naming the
+    rights fields that changed."""
     asset.version += 1
     asset.updated_at = now
     await session.flush()
@@ -230,9 +228,8 @@ async def set_pledge(
         session,
         type="asset.updated",
         aggregate_type="asset",
-        aggregate_id=asset_id,
+        aggregate_id=asset.id,
         version=asset.version,
-        payload={"id": asset_id, "rights_changed": ["pledges"]},
+        payload={"id": asset.id, "rights_changed": rights_changed},
         now=now,
     )
-    return record
