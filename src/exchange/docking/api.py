@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.auth.service import Principal, Role
-from exchange.db import judged_now
 from exchange.deals import service as deals
 from exchange.deals.machine import DealState
 from exchange.deals.models import Deal
@@ -35,7 +34,7 @@ from exchange.docking.schemas import (
     MatchSetPage,
 )
 from exchange.errors import Conflict, Forbidden, NotFound, Unprocessable
-from exchange.listings import service as listings
+from exchange.listings.api import registered_intent
 from exchange.listings.schemas import IntentOut
 from exchange.money import Money
 from exchange.schemas import REFERENCE_ID_PATTERN
@@ -415,12 +414,9 @@ async def register_intent_from_interest(
                 f"deal {deal_id} is {deal.state}: intents are registered during its public notice",
                 state=deal.state,
             )
-        now = await judged_now(session, app.clock)
-        intent, created = await listings.register_intent(
-            session, deal.listing_id, interest.demander_party_id, now
+        return await registered_intent(
+            session, deal.listing_id, interest.demander_party_id, app.clock
         )
-        listing = await listings.get_listing(session, deal.listing_id)
-        return (201 if created else 200), IntentOut.of(intent, listing.currency)
 
     return await execute(
         request, app, principal, action="demand.register_intent", target=demand_id, work=work

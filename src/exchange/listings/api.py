@@ -417,14 +417,22 @@ async def register_intent(
     party_id = acting_party(principal, body.party_id if body else None, "party_id")
 
     async def work(session: AsyncSession) -> tuple[int, BaseModel]:
-        now = await judged_now(session, app.clock)
-        intent, created = await listings.register_intent(session, listing_id, party_id, now)
-        listing = await listings.get_listing(session, listing_id)
-        return (201 if created else 200), IntentOut.of(intent, listing.currency)
+        return await registered_intent(session, listing_id, party_id, app.clock)
 
     return await execute(
         request, app, principal, action="listing.register_intent", target=listing_id, work=work
     )
+
+
+async def registered_intent(
+    session: AsyncSession, listing_id: str, party_id: str, clock: Clock
+) -> tuple[int, IntentOut]:
+    """Register `party_id` on the listing (judged by the database's clock): 201 and the new
+    intent, or 200 and the one it already has."""
+    now = await judged_now(session, clock)
+    intent, created = await listings.register_intent(session, listing_id, party_id, now)
+    listing = await listings.get_listing(session, listing_id)
+    return (201 if created else 200), IntentOut.of(intent, listing.currency)
 
 
 @router.get("/{listing_id}/intents", response_model=list[IntentOut], responses=problems(404))
