@@ -1,16 +1,18 @@
-"""Factories over the API, shared by the API tests: parties, assets, deals, evidence, and a
-priced deal ready to list."""
+"""Factories over the API, shared by the API tests: parties, assets, deals, evidence, a
+priced deal ready to list, and a market of listings and funded bidders."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from exchange.identifiers import patent_application_check_digit, uscc_check_character
-from tests.conftest import Key, uid
+from tests.conftest import Key, TestClock, new_member, uid
 
 PROBLEM = "application/problem+json"
 
@@ -187,6 +189,95 @@ class Chain:
     async def balance(self, account_id: str) -> dict[str, Any]:
         response = await self.client.get(
             f"/v1/ledger/accounts/{account_id}", headers=self.operator.headers
+        )
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+
+DEPOSIT = "5000.00"
+FUNDS = "1000000.00"
+
+
+def cny(amount: str | Decimal) -> dict[str, str]:
+    return {"amount": f"{Decimal(amount):.2f}", "currency": "CNY"}
+
+
+class Market:
+    """A priced deal, its listing and funded bidders, over the API."""
+
+    def __init__(self, client: httpx.AsyncClient, chain: Chain, db: Any, clock: TestClock):
+        self.client = client
+        self.chain = chain
+        self.db = db
+        self.clock = clock
+
+    async def bidder(self, funds: str = FUNDS) -> Key:
+        key = await new_member(self.db, self.clock)
+        assert key.party_id is not None
+        await self.chain.fund(key.party_id, funds)
+        return key
+
+    async def listed(
+        self, trade_method: str = "english", **terms: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        deal = await self.chain.priced_deal(trade_method)
+        body = {
+            "deal_id": deal["id"],
+            "listing_price": cny(deal["appraised"]),
+            "reserve": cny(deal["appraised"]),
+            "deposit": cny(DEPOSIT),
+            "increments": [
+                {"from_price": cny("0"), "increment": cny("1000")},
+                {"from_price": cny("1000000"), "increment": cny("10000")},
+            ],
+            **terms,
+        }
+        listing = await self.chain.post("/v1/listings", body)
+        return deal, listing
+
+    async def register(self, listing_id: str, key: Key, expect: int = 201) -> dict[str, Any]:
+        response = await self.client.post(f"/v1/listings/{listing_id}/intents", headers=key.headers)
+        assert response.status_code == expect, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def end_notice(self, listing: dict[str, Any]) -> dict[str, Any]:
+        ends = datetime.fromisoformat(listing["notice_ends_at"])
+        gap = ends - self.clock.now()
+        if gap > timedelta(0):
+            self.clock.advance(gap + timedelta(seconds=1))
+        return await self.get(listing["id"])
+
+    async def get(self, listing_id: str, key: Key | None = None) -> dict[str, Any]:
+        headers = key.headers if key else {}
+        response = await self.client.get(f"/v1/listings/{listing_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def bid(
+        self, listing_id: str, key: Key, amount: str, expect: int = 201, **extra: Any
+    ) -> dict[str, Any]:
+        body = {"amount": cny(amount), **extra}
+        response = await self.client.post(
+            f"/v1/listings/{listing_id}/bids", json=body, headers=key.headers
+        )
+        assert response.status_code == expect, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def available(self, party_id: str) -> Decimal:
+        account = await self.chain.balance(f"{party_id}.available.CNY")
+        credits = Decimal(account["credits_posted"]["amount"])
+        debits = Decimal(account["debits_posted"]["amount"]) + Decimal(
+            account["debits_pending"]["amount"]
+        )
+        return credits - debits
+
+    async def deal(self, deal_id: str) -> dict[str, Any]:
+        response = await self.client.get(
+            f"/v1/deals/{deal_id}", headers=self.chain.operator.headers
         )
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()

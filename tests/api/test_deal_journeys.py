@@ -9,13 +9,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 from exchange.auth.service import Role
 from exchange.listings.calendar import EXCHANGE_TZ
-from tests.api.test_listings_api import Market
 from tests.conftest import Key, new_key, new_member
-from tests.factories import Chain, uid
+from tests.factories import Market, uid
 
 D = Decimal
 OBSOLESCENCE = "0.2"  # every deal is appraised by cost: 80% of its replacement cost
@@ -24,16 +21,6 @@ EXCHANGE_ACCOUNTS = (
     "exchange.external_clearing.{currency}",
     "exchange.fx_position.{currency}",
 )
-
-
-@pytest.fixture
-def chain(client, operator) -> Chain:
-    return Chain(client, operator)
-
-
-@pytest.fixture
-def market(client, chain: Chain, db, clock) -> Market:
-    return Market(client, chain, db, clock)
 
 
 def money(amount: Decimal | str | int, currency: str = "CNY") -> dict[str, str]:

@@ -13,11 +13,6 @@ from tests.conftest import new_key
 from tests.factories import PROBLEM, Chain
 
 
-@pytest.fixture
-def chain(client, operator) -> Chain:
-    return Chain(client, operator)
-
-
 async def test_asset_walks_from_draft_to_priced(client, chain: Chain, operator, db, clock):
     university = await chain.party("university")
     asset = await chain.asset({university: "100"})

@@ -7,110 +7,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 from exchange.auth.service import Role
-from tests.conftest import Key, TestClock, new_key, new_member
-from tests.factories import PROBLEM, Chain
-
-DEPOSIT = "5000.00"
-FUNDS = "1000000.00"
-
-
-def cny(amount: str | Decimal) -> dict[str, str]:
-    return {"amount": f"{Decimal(amount):.2f}", "currency": "CNY"}
-
-
-class Market:
-    """A priced deal, its listing and funded bidders, over the API."""
-
-    def __init__(self, client: httpx.AsyncClient, chain: Chain, db: Any, clock: TestClock):
-        self.client = client
-        self.chain = chain
-        self.db = db
-        self.clock = clock
-
-    async def bidder(self, funds: str = FUNDS) -> Key:
-        key = await new_member(self.db, self.clock)
-        assert key.party_id is not None
-        await self.chain.fund(key.party_id, funds)
-        return key
-
-    async def listed(
-        self, trade_method: str = "english", **terms: Any
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        deal = await self.chain.priced_deal(trade_method)
-        body = {
-            "deal_id": deal["id"],
-            "listing_price": cny(deal["appraised"]),
-            "reserve": cny(deal["appraised"]),
-            "deposit": cny(DEPOSIT),
-            "increments": [
-                {"from_price": cny("0"), "increment": cny("1000")},
-                {"from_price": cny("1000000"), "increment": cny("10000")},
-            ],
-            **terms,
-        }
-        listing = await self.chain.post("/v1/listings", body)
-        return deal, listing
-
-    async def register(self, listing_id: str, key: Key, expect: int = 201) -> dict[str, Any]:
-        response = await self.client.post(f"/v1/listings/{listing_id}/intents", headers=key.headers)
-        assert response.status_code == expect, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    async def end_notice(self, listing: dict[str, Any]) -> dict[str, Any]:
-        ends = datetime.fromisoformat(listing["notice_ends_at"])
-        gap = ends - self.clock.now()
-        if gap > timedelta(0):
-            self.clock.advance(gap + timedelta(seconds=1))
-        return await self.get(listing["id"])
-
-    async def get(self, listing_id: str, key: Key | None = None) -> dict[str, Any]:
-        headers = key.headers if key else {}
-        response = await self.client.get(f"/v1/listings/{listing_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    async def bid(
-        self, listing_id: str, key: Key, amount: str, expect: int = 201, **extra: Any
-    ) -> dict[str, Any]:
-        body = {"amount": cny(amount), **extra}
-        response = await self.client.post(
-            f"/v1/listings/{listing_id}/bids", json=body, headers=key.headers
-        )
-        assert response.status_code == expect, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    async def available(self, party_id: str) -> Decimal:
-        account = await self.chain.balance(f"{party_id}.available.CNY")
-        credits = Decimal(account["credits_posted"]["amount"])
-        debits = Decimal(account["debits_posted"]["amount"]) + Decimal(
-            account["debits_pending"]["amount"]
-        )
-        return credits - debits
-
-    async def deal(self, deal_id: str) -> dict[str, Any]:
-        response = await self.client.get(
-            f"/v1/deals/{deal_id}", headers=self.chain.operator.headers
-        )
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-
-@pytest.fixture
-def market(client, chain: Chain, db, clock) -> Market:
-    return Market(client, chain, db, clock)
-
-
-@pytest.fixture
-def chain(client, operator) -> Chain:
-    return Chain(client, operator)
+from tests.conftest import new_key
+from tests.factories import DEPOSIT, FUNDS, PROBLEM, Market, cny
 
 
 async def test_english_auction_from_listing_to_award(market: Market, client):

@@ -7,23 +7,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
-from tests.api.test_listings_api import DEPOSIT, Market, cny
 from tests.conftest import Key
-from tests.factories import PROBLEM, Chain, uid
+from tests.factories import DEPOSIT, PROBLEM, Market, cny, uid
 
 PRICE = "200000.00"
-
-
-@pytest.fixture
-def chain(client, operator) -> Chain:
-    return Chain(client, operator)
-
-
-@pytest.fixture
-def market(client, chain: Chain, db, clock) -> Market:
-    return Market(client, chain, db, clock)
 
 
 async def awarded(market: Market) -> tuple[dict[str, Any], Key]:

@@ -33,10 +33,9 @@ from exchange.settlement.rules import (
     settlement_split,
 )
 from tests import conftest
-from tests.api.test_listings_api import DEPOSIT, Market, cny
 from tests.api.test_settlement_api import individual, schedule
 from tests.conftest import Key, uid
-from tests.factories import Chain
+from tests.factories import DEPOSIT, Chain, Market, cny
 
 pytestmark = pytest.mark.postgres
 

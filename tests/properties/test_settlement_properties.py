@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 
 from exchange.money import to_decimal_string, to_minor
 from exchange.settlement import rules
-from tests.api.test_listings_api import Market, cny
 from tests.api.test_settlement_api import balance, individual
-from tests.factories import Chain, uid
+from tests.factories import Chain, Market, cny, uid
 
 PRICES = st.integers(min_value=100_000, max_value=2_000_000_000)  # 1,000.00 to 20,000,000.00
 POLICIES = st.one_of(
