@@ -379,25 +379,44 @@ async def pay(
             outstanding=owed.outstanding,
         )
     assert deal.buyer_party_id is not None
-    paid = await ledger.create_transfer(
+    payment = await _into_escrow(
         session,
-        ledger.TransferSpec(
-            id=f"pay.{transfer_key(deal.id)}.{secrets.token_hex(6)}",
-            debit_account_id=party_account_id(
-                deal.buyer_party_id, AccountCode.available, deal.currency
-            ),
-            credit_account_id=escrow_account_id(deal.id, deal.currency),
-            amount=amount,
-            currency=deal.currency,
-            code="instalment_payment",
-            reference=deal.id,
-        ),
+        deal,
+        deal.buyer_party_id,
+        f"pay.{transfer_key(deal.id)}.{secrets.token_hex(6)}",
+        amount,
+        "instalment_payment",
         ctx.now,
     )
-    payment = paid.transfers[0]
     detail = {"payment": payment.id, "amount": amount, "outstanding": owed.outstanding - amount}
     await deals.perform_delegated(session, deal, DealAction.pay, system, detail)
     return payment
+
+
+async def _into_escrow(
+    session: AsyncSession,
+    deal: Deal,
+    payer_party_id: str,
+    transfer_id: str,
+    amount: int,
+    code: str,
+    now: datetime,
+) -> ledger.TransferView:
+    """`amount` from the payer's available account into the deal's escrow, in its currency."""
+    paid = await ledger.create_transfer(
+        session,
+        ledger.TransferSpec(
+            id=transfer_id,
+            debit_account_id=party_account_id(payer_party_id, AccountCode.available, deal.currency),
+            credit_account_id=escrow_account_id(deal.id, deal.currency),
+            amount=amount,
+            currency=deal.currency,
+            code=code,
+            reference=deal.id,
+        ),
+        now,
+    )
+    return paid.transfers[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -848,20 +867,8 @@ async def _collect_royalty(
     now: datetime,
 ) -> list[dict[str, Any]]:
     """The licensee's royalty into escrow and out again by the settlement split."""
-    await ledger.create_transfer(
-        session,
-        ledger.TransferSpec(
-            id=f"{prefix}.in",
-            debit_account_id=party_account_id(
-                contract.buyer_party_id, AccountCode.available, deal.currency
-            ),
-            credit_account_id=escrow_account_id(deal.id, deal.currency),
-            amount=royalty,
-            currency=deal.currency,
-            code="royalty_payment",
-            reference=deal.id,
-        ),
-        now,
+    await _into_escrow(
+        session, deal, contract.buyer_party_id, f"{prefix}.in", royalty, "royalty_payment", now
     )
     split = await _split(session, deal, contract, royalty, market, now)
     return await _pay_out(session, deal, contract, split, prefix, now)
